@@ -1,0 +1,91 @@
+"""The agent's configuration: a TOML file named by ``--config`` or ``PHONEDIAG_CONFIG``.
+
+Every key has a default, so the agent runs with no file at all. Unknown keys and
+wrong types are refused with a message naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+@dataclass
+class Config:
+    registrar: str = "sip.ovh.net"
+    registrar_ports: list[int] = field(default_factory=lambda: [5060, 5962])
+    stun_server: str | None = None
+    networks: list[str] = field(default_factory=list)  # explicit scope (still private-only)
+    max_prefix: int = 22  # largest network swept without --widen
+    sip_ports: list[int] = field(default_factory=lambda: [5060])
+    snmp_communities: list[str] = field(default_factory=lambda: ["public"])
+    timeout: float = 1.5  # one network operation
+    mdns_window: float = 3.0  # how long to listen for mDNS answers
+    deadline: float = 60.0  # the whole run
+    rate: int = 500  # packets per second, per discovery method
+    source: str | None = None  # the file it came from
+
+
+# (section, key) -> (attribute, type)
+_SCHEMA: dict[tuple[str, str], tuple[str, type]] = {
+    ("site", "registrar"): ("registrar", str),
+    ("site", "registrar_ports"): ("registrar_ports", list),
+    ("site", "stun_server"): ("stun_server", str),
+    ("scope", "networks"): ("networks", list),
+    ("scope", "max_prefix"): ("max_prefix", int),
+    ("discovery", "sip_ports"): ("sip_ports", list),
+    ("discovery", "timeout"): ("timeout", float),
+    ("discovery", "mdns_window"): ("mdns_window", float),
+    ("discovery", "rate"): ("rate", int),
+    ("run", "deadline"): ("deadline", float),
+    ("snmp", "communities"): ("snmp_communities", list),
+}
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load the configuration from ``path``, else ``$PHONEDIAG_CONFIG``, else defaults."""
+    path = path or os.environ.get("PHONEDIAG_CONFIG") or None
+    cfg = Config()
+    if path is None:
+        return cfg
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: cannot read: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: invalid TOML: {e}") from None
+    _apply(cfg, data, p)
+    cfg.source = str(p)
+    return cfg
+
+
+def _apply(cfg: Config, data: dict[str, Any], p: Path) -> None:
+    for section, body in data.items():
+        if not isinstance(body, dict):
+            raise ConfigError(f"{p}: [{section}] must be a table")
+        for key, value in body.items():
+            spec = _SCHEMA.get((section, key))
+            if spec is None:
+                raise ConfigError(f"{p}: unknown setting {section}.{key}")
+            attr, typ = spec
+            if typ is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if not isinstance(value, typ) or isinstance(value, bool):
+                raise ConfigError(f"{p}: {section}.{key} must be of type {typ.__name__}")
+            if typ in (int, float) and value <= 0:
+                raise ConfigError(f"{p}: {section}.{key} must be positive")
+            if attr.endswith("ports") and not all(
+                isinstance(v, int) and 0 < v < 65536 for v in value
+            ):
+                raise ConfigError(f"{p}: {section}.{key} must list port numbers")
+            setattr(cfg, attr, value)

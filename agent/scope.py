@@ -1,0 +1,92 @@
+"""Which networks the agent may touch: the host's directly connected private subnets.
+
+Nothing outside the scope is ever sent a packet. Public ranges are refused, and a
+network larger than ``max_prefix`` (/22 by default) is refused unless widened.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from agent import platform
+
+Net = ipaddress.IPv4Network
+
+
+class ScopeError(Exception):
+    """No network may be diagnosed (no interface, or only refused networks)."""
+
+
+@dataclass(frozen=True)
+class ScopedNetwork:
+    network: Net
+    interface: str
+    local_ip: str
+
+    def hosts(self) -> list[str]:
+        return [str(h) for h in self.network.hosts() if str(h) != self.local_ip]
+
+
+# RFC 1918 private ranges and RFC 6598 shared address space (carrier-grade NAT).
+PRIVATE = [
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+]
+
+
+def is_allowed(net: Net) -> bool:
+    """Inside a private (RFC 1918) or shared (RFC 6598) range."""
+    return isinstance(net, Net) and any(net.subnet_of(p) for p in PRIVATE)
+
+
+def check(net: Net, max_prefix: int, widen: bool = False) -> str | None:
+    """Return why ``net`` is refused, or None when it may be swept."""
+    if not is_allowed(net):
+        return f"{net} is not a private network"
+    if net.prefixlen < max_prefix and not widen:
+        return f"{net} is larger than /{max_prefix} (use --widen to sweep it)"
+    if net.prefixlen < 16:
+        return f"{net} is larger than /16, never swept"
+    return None
+
+
+def build(
+    explicit: Iterable[str] = (), max_prefix: int = 22, widen: bool = False
+) -> tuple[list[ScopedNetwork], list[str]]:
+    """Return (networks in scope, reasons for the ones refused).
+
+    With ``explicit`` networks, each must still be directly connected.
+    Raises :class:`ScopeError` if nothing is left.
+    """
+    local = [
+        ScopedNetwork(ipaddress.ip_interface(f"{a.ip}/{a.prefixlen}").network, a.interface, a.ip)
+        for a in platform.ipv4_addresses()
+    ]
+    refused: list[str] = []
+    candidates = local
+    if explicit:
+        candidates = []
+        for text in explicit:
+            try:
+                want = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                raise ScopeError(f"not a network: {text!r}") from None
+            match = [s for s in local if isinstance(want, Net) and want.subnet_of(s.network)]
+            if not match:
+                refused.append(f"{want} is not directly connected to this computer")
+                continue
+            candidates.append(ScopedNetwork(want, match[0].interface, match[0].local_ip))
+    scoped = []
+    for s in candidates:
+        if s.network.is_loopback:
+            continue
+        why = check(s.network, max_prefix, widen)
+        if why:
+            refused.append(why)
+        else:
+            scoped.append(s)
+    if not scoped:
+        raise ScopeError("; ".join(refused) or "no network interface with a private IPv4 address")
+    return scoped, refused
