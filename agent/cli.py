@@ -69,7 +69,7 @@ def _setup(
     try:
         nets, _refused = scope.build(networks or cfg.networks, cfg.max_prefix, widen)
     except scope.ScopeError as e:
-        raise Fail(i18n.t("scope.none", lang, why=e), EXIT_CANNOT) from None
+        raise Fail(i18n.t("scope.none", lang, why=e.text(lang)), EXIT_CANNOT) from None
     return lang, cfg, nets
 
 

@@ -42,6 +42,27 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Impossible de diagnostiquer : {why}. Branchez ce poste au réseau du bureau.",
         "en": "Cannot diagnose: {why}. Connect this computer to the office network.",
     },
+    "scope.public": {
+        "fr": "{net} n'est pas un réseau privé",
+        "en": "{net} is not a private network",
+    },
+    "scope.too_large": {
+        "fr": "{net} est plus grand qu'un /{prefix} (--widen pour l'analyser)",
+        "en": "{net} is larger than /{prefix} (use --widen to sweep it)",
+    },
+    "scope.never": {
+        "fr": "{net} est plus grand qu'un /16, jamais analysé",
+        "en": "{net} is larger than /16, never swept",
+    },
+    "scope.not_a_network": {"fr": "{net!r} n'est pas un réseau", "en": "not a network: {net!r}"},
+    "scope.not_connected": {
+        "fr": "{net} n'est pas directement relié à ce poste",
+        "en": "{net} is not directly connected to this computer",
+    },
+    "scope.no_interface": {
+        "fr": "aucune interface réseau avec une adresse IPv4 privée",
+        "en": "no network interface with a private IPv4 address",
+    },
     "error.config": {"fr": "configuration invalide : {why}", "en": "invalid configuration: {why}"},
     "error.rules": {"fr": "règles invalides : {why}", "en": "invalid rules: {why}"},
     "error.usage": {"fr": "erreur : {why}", "en": "error: {why}"},

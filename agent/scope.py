@@ -10,13 +10,35 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from agent import platform
+from agent import i18n, platform
 
 Net = ipaddress.IPv4Network
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a network is not swept: an i18n key and its parameters."""
+
+    key: str
+    net: str = ""
+    prefix: int = 0
+
+    def text(self, lang: str = "en") -> str:
+        return i18n.t(self.key, lang, net=self.net, prefix=self.prefix)
+
+    def __str__(self) -> str:
+        return self.text("en")
+
+
 class ScopeError(Exception):
     """No network may be diagnosed (no interface, or only refused networks)."""
+
+    def __init__(self, refusals: list[Refusal]) -> None:
+        self.refusals = refusals
+        super().__init__("; ".join(map(str, refusals)))
+
+    def text(self, lang: str) -> str:
+        return "; ".join(r.text(lang) for r in self.refusals)
 
 
 @dataclass(frozen=True)
@@ -41,20 +63,20 @@ def is_allowed(net: Net) -> bool:
     return isinstance(net, Net) and any(net.subnet_of(p) for p in PRIVATE)
 
 
-def check(net: Net, max_prefix: int, widen: bool = False) -> str | None:
+def check(net: Net, max_prefix: int, widen: bool = False) -> Refusal | None:
     """Return why ``net`` is refused, or None when it may be swept."""
     if not is_allowed(net):
-        return f"{net} is not a private network"
+        return Refusal("scope.public", str(net))
     if net.prefixlen < max_prefix and not widen:
-        return f"{net} is larger than /{max_prefix} (use --widen to sweep it)"
+        return Refusal("scope.too_large", str(net), max_prefix)
     if net.prefixlen < 16:
-        return f"{net} is larger than /16, never swept"
+        return Refusal("scope.never", str(net))
     return None
 
 
 def build(
     explicit: Iterable[str] = (), max_prefix: int = 22, widen: bool = False
-) -> tuple[list[ScopedNetwork], list[str]]:
+) -> tuple[list[ScopedNetwork], list[Refusal]]:
     """Return (networks in scope, reasons for the ones refused).
 
     With ``explicit`` networks, each must still be directly connected.
@@ -64,7 +86,7 @@ def build(
         ScopedNetwork(ipaddress.ip_interface(f"{a.ip}/{a.prefixlen}").network, a.interface, a.ip)
         for a in platform.ipv4_addresses()
     ]
-    refused: list[str] = []
+    refused: list[Refusal] = []
     candidates = local
     if explicit:
         candidates = []
@@ -72,10 +94,10 @@ def build(
             try:
                 want = ipaddress.ip_network(text, strict=False)
             except ValueError:
-                raise ScopeError(f"not a network: {text!r}") from None
+                raise ScopeError([Refusal("scope.not_a_network", text)]) from None
             match = [s for s in local if isinstance(want, Net) and want.subnet_of(s.network)]
             if not match:
-                refused.append(f"{want} is not directly connected to this computer")
+                refused.append(Refusal("scope.not_connected", str(want)))
                 continue
             candidates.append(ScopedNetwork(want, match[0].interface, match[0].local_ip))
     scoped = []
@@ -88,5 +110,5 @@ def build(
         else:
             scoped.append(s)
     if not scoped:
-        raise ScopeError("; ".join(refused) or "no network interface with a private IPv4 address")
+        raise ScopeError(refused or [Refusal("scope.no_interface")])
     return scoped, refused

@@ -47,6 +47,7 @@ def test_no_network_exits_3_with_a_clear_message():
     assert "Cannot diagnose" in r.stderr and "Traceback" not in r.stderr
     r = run("discover", "--lang", "fr")
     assert r.returncode == 3 and "Impossible de diagnostiquer" in r.stderr
+    assert "aucune interface réseau" in r.stderr
 
 
 def test_broken_config_exits_2(tmp_path):

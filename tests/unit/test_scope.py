@@ -25,7 +25,8 @@ def test_public_range_refused(monkeypatch):
     fake(monkeypatch, ("eth0", "10.66.0.100", 24), ("wan", "203.0.113.5", 24))
     nets, refused = scope.build()
     assert [str(n.network) for n in nets] == ["10.66.0.0/24"]
-    assert refused == ["203.0.113.0/24 is not a private network"]
+    assert [str(r) for r in refused] == ["203.0.113.0/24 is not a private network"]
+    assert refused[0].text("fr") == "203.0.113.0/24 n'est pas un réseau privé"
 
 
 def test_large_network_needs_widen(monkeypatch):
