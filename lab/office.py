@@ -1,0 +1,254 @@
+"""The Lab object: bring an office up, use it, tear it down (CLI and tests share it)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sysconfig
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from lab import netns, procs, scenarios, startup, topology
+from lab.phones import make_phones
+from lab.services import kamailio, phone
+from lab.state import ROOT, State, check_instance, instance_from_env, state_dir
+
+KEEP_LOGS_ENV = "PHONEDIAG_LAB_KEEP_LOGS"
+
+
+class LabError(RuntimeError):
+    """A lab operation failed (one-line message)."""
+
+
+class AlreadyUp(LabError):
+    """The instance is already up."""
+
+
+class NotUp(LabError):
+    """The instance is not up."""
+
+
+def _quiet(_msg: str) -> None:
+    """Default progress callback: say nothing."""
+
+
+class Lab:
+    """A running office lab, described by its state.json."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    # -- life cycle ------------------------------------------------------------------------
+    @classmethod
+    def up(
+        cls,
+        scenario: str = "healthy",
+        *,
+        phones: int = 3,
+        name: str | None = None,
+        timeout: float = 20.0,
+        progress: Callable[[str], None] = _quiet,
+    ) -> Lab:
+        """Bring up ``scenario`` and return when it is ready; on any failure (or Ctrl-C)
+        everything created so far is torn down and the error re-raised.
+
+        ``name`` is the instance; by default a unique one (``py-<hex>``) so tests never collide
+        with a lab started from the CLI.
+        """
+        chosen = scenarios.get(scenario)
+        truth = make_phones(phones)
+        instance = check_instance(name or f"py-{secrets.token_hex(3)}")
+        _make_state_dir(instance)
+        state = State(
+            instance=instance, scenario=scenario, prefix=_free_prefix(), created=time.time()
+        )
+        state.phones = truth
+        state.namespaces = {r: f"{state.prefix}-{r}" for r in topology.roles(truth)}
+        state.passwords = {p["line"]: secrets.token_hex(8) for p in truth}
+        state.save()
+        lab = cls(state)
+        try:
+            startup.start(state, chosen, timeout, progress)
+        except Exception as exc:
+            kept = lab._keep_logs()
+            lab.down()
+            where = f" (logs kept in {kept})" if kept else ""
+            raise LabError(f"lab {instance!r} failed to come up: {exc}{where}") from exc
+        except BaseException:  # Ctrl-C, SystemExit: clean up, say nothing more
+            lab.down()
+            raise
+        state.status = "up"
+        state.save()
+        return lab
+
+    @classmethod
+    def current(cls, instance: str | None = None) -> Lab:
+        """Load a lab that is up (``PHONEDIAG_LAB`` or ``default`` when ``instance`` is None)."""
+        instance = check_instance(instance or instance_from_env())
+        try:
+            return cls(State.load(instance))
+        except FileNotFoundError:
+            raise NotUp(f"lab {instance!r} is not up") from None
+
+    def down(self) -> None:
+        """Kill every process by PID, delete namespaces, /etc/netns dirs and the state dir.
+
+        Idempotent; Ctrl-C is ignored meanwhile (main thread only) so the cleanup completes.
+        """
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            survivors = procs.stop_all(self.state.procs)
+            left = topology.destroy(list(self.state.namespaces.values()))
+            if survivors or left:
+                names = [f"{p.name}({p.pid})" for p in survivors] + left
+                raise LabError(f"could not remove: {', '.join(names)}")
+            shutil.rmtree(self.state.dir, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                ROOT.rmdir()  # only when no other instance is left
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
+
+    def _keep_logs(self) -> Path | None:
+        """If PHONEDIAG_LAB_KEEP_LOGS is set, copy a failed start-up's logs to /tmp."""
+        if not os.environ.get(KEEP_LOGS_ENV):
+            return None
+        logs = self.state.dir / "logs"
+        dest = Path("/tmp") / f"phonediag-lab-{self.instance}-logs"
+        try:
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.copytree(logs, dest)
+        except OSError:
+            return None
+        return dest
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    # -- facts -----------------------------------------------------------------------------
+    @property
+    def instance(self) -> str:
+        """Instance name."""
+        return self.state.instance
+
+    @property
+    def scenario(self) -> str:
+        """Scenario name."""
+        return self.state.scenario
+
+    @property
+    def namespaces(self) -> dict[str, str]:
+        """Role -> namespace name."""
+        return dict(self.state.namespaces)
+
+    @property
+    def phones(self) -> list[dict[str, Any]]:
+        """Ground truth of the phones (role, ip, mac, vendor, model, firmware, line, offers…)."""
+        keys = ("role", "ip", "mac", "vendor", "model", "firmware", "line", "user_agent", "offers")
+        return [{k: p[k] for k in keys} for p in self.state.phones]
+
+    @property
+    def config_path(self) -> Path:
+        """The agent configuration file (PHONEDIAG_CONFIG)."""
+        return self.state.dir / "agent.toml"
+
+    def ns(self, role: str) -> str:
+        """Namespace of ``role`` (prov, rtr, sw, agent, phone1…)."""
+        try:
+            return self.state.namespaces[role]
+        except KeyError:
+            raise LabError(f"no role {role!r}; roles: {', '.join(self.state.namespaces)}") from None
+
+    # -- use -------------------------------------------------------------------------------
+    def agent_env(self) -> dict[str, str]:
+        """Environment for commands on the agent host: config path, venv first on PATH."""
+        env = dict(os.environ)
+        env["PHONEDIAG_CONFIG"] = str(self.config_path)
+        env["PHONEDIAG_LAB"] = self.instance
+        env["PATH"] = sysconfig.get_path("scripts") + os.pathsep + env.get("PATH", "")
+        return env
+
+    def agent_argv(self, argv: Sequence[str]) -> list[str]:
+        """argv that runs ``argv`` on the agent host."""
+        return netns.exec_argv(self.ns("agent"), argv)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` on the agent host with PHONEDIAG_CONFIG set (``env`` adds variables);
+        output is captured as text unless told otherwise."""
+        kwargs.setdefault("capture_output", True)
+        kwargs.setdefault("text", True)
+        full_env = {**self.agent_env(), **(env or {})}
+        return subprocess.run(
+            self.agent_argv(argv), env=full_env, timeout=timeout, check=False, **kwargs
+        )
+
+    def exec(
+        self, role: str, argv: Sequence[str], *, timeout: float | None = None, **kwargs: Any
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` in any role's namespace (output captured as text unless told otherwise)."""
+        kwargs.setdefault("capture_output", True)
+        kwargs.setdefault("text", True)
+        return subprocess.run(
+            netns.exec_argv(self.ns(role), argv), timeout=timeout, check=False, **kwargs
+        )
+
+    def registrations(self) -> list[dict[str, Any]]:
+        """The registrar's bindings: dicts with aor, address (Contact), received, user_agent."""
+        return kamailio.registrations(self.state.dir)
+
+    def call(self, caller: str, callee: str, timeout: float = 10.0) -> list[str]:
+        """Dial ``callee``'s line from ``caller``; return the caller's baresip event types."""
+        line = next((p["line"] for p in self.state.phones if p["role"] == callee), None)
+        if line is None:
+            raise LabError(f"no phone {callee!r}")
+        return phone.call(self.ns(caller), f"sip:{line}@{kamailio.DOMAIN}", timeout=timeout)
+
+
+def _make_state_dir(instance: str) -> None:
+    """Create the instance's state dir (owner-only); AlreadyUp if it exists."""
+    for _ in range(3):  # another lab's `down` may remove an empty ROOT in between
+        ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
+        try:
+            state_dir(instance).mkdir(mode=0o700)
+            return
+        except FileExistsError:
+            raise AlreadyUp(
+                f"lab {instance!r} is already up (python -m lab down to remove it)"
+            ) from None
+        except FileNotFoundError:
+            continue
+    raise LabError(f"could not create {state_dir(instance)}")
+
+
+def _free_prefix() -> str:
+    """A namespace prefix ``pd<4 hex>`` that no existing namespace uses."""
+    while True:
+        prefix = f"pd{secrets.token_hex(2)}"
+        if not any(n.startswith(prefix + "-") for n in _all_namespaces()):
+            return prefix
+
+
+def _all_namespaces() -> list[str]:
+    """Names under /run/netns."""
+    try:
+        return [p.name for p in netns.NETNS_RUN_DIR.iterdir()]
+    except FileNotFoundError:
+        return []

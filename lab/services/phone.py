@@ -1,0 +1,175 @@
+"""A phone's SIP side: real baresip 1.0.0, with the model's User-Agent, driven over ctrl_tcp."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from lab import netns, procs
+from lab.state import Proc
+
+BARESIP = Path("/usr/bin/baresip")
+MODULE_PATH = "/usr/lib/baresip/modules"
+CTRL_ADDR = ("127.0.0.1", 4444)
+REG_INTERVAL = 300
+# libre's "software" string, sent as User-Agent/Server: "baresip v1.0.0 (x86_64/linux)\0".
+UA_RE = re.compile(rb"baresip v[0-9.]+ \([^)\x00]*\)\x00")
+
+
+class PhoneError(RuntimeError):
+    """A phone could not be set up or driven."""
+
+
+def patched_binary(user_agent: str, dest: Path) -> Path:
+    """Copy baresip to ``dest`` with its identity string replaced by ``user_agent``.
+
+    baresip 1.0.0 cannot set its User-Agent: it is a NUL-terminated constant in the binary.
+    The copy gets the model's string, NUL-padded to the same length; the SIP stack is unchanged.
+    """
+    if dest.exists():
+        return dest
+    data = BARESIP.read_bytes()
+    found = UA_RE.findall(data)
+    if len(found) != 1:
+        raise PhoneError(f"expected one User-Agent string in {BARESIP}, found {len(found)}")
+    original = found[0]
+    new = user_agent.encode()
+    if b"\x00" in new or len(new) + 1 > len(original):
+        raise PhoneError(
+            f"User-Agent {user_agent!r} is longer than baresip's ({len(original) - 1} bytes)"
+        )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(data.replace(original, new.ljust(len(original), b"\x00")))
+    shutil.copymode(BARESIP, dest)
+    return dest
+
+
+def render_config(phone: dict[str, Any], rx_file: Path) -> str:
+    """baresip's ``config``: SIP on the phone's LAN address, sine tone as microphone."""
+    return (
+        "poll_method epoll\n"
+        f"sip_listen {phone['ip']}:5060\n"
+        "call_local_timeout 120\ncall_max_calls 4\n"
+        f"module_path {MODULE_PATH}\n"
+        "module g711.so\nmodule ausine.so\nmodule aufile.so\n"
+        "module_app account.so\nmodule_app contact.so\nmodule_app menu.so\n"
+        "module_app ctrl_tcp.so\n"
+        f"ctrl_tcp_listen {CTRL_ADDR[0]}:{CTRL_ADDR[1]}\n"
+        "audio_source ausine,440\nausrc_srate 48000\nausrc_channels 2\n"
+        f"audio_player aufile,{rx_file}\n"
+    )
+
+
+def render_account(phone: dict[str, Any], domain: str, password: str) -> str:
+    """baresip's ``accounts``: one line, registered to ``sip:<line>@<domain>``."""
+    return (
+        f"<sip:{phone['line']}@{domain}>;auth_pass={password};"
+        f"answermode=auto;regint={REG_INTERVAL}\n"
+    )
+
+
+def start(ns: str, phone: dict[str, Any], domain: str, password: str, state_dir: Path) -> Proc:
+    """Write the phone's baresip dir (owner-only: it holds the password) and start it."""
+    base = state_dir / phone["role"] / "baresip"
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    binary = patched_binary(phone["user_agent"], state_dir / "bin" / f"baresip-{phone['model_id']}")
+    (base / "config").write_text(render_config(phone, base / "received.wav"))
+    (base / "accounts").write_text(render_account(phone, domain, password))
+    (base / "contacts").write_text("")
+    log = state_dir / "logs" / f"{phone['role']}-baresip.log"
+    return procs.spawn("baresip", phone["role"], ns, [str(binary), "-f", str(base)], log)
+
+
+class Ctrl:
+    """A ctrl_tcp connection to one phone: netstring-framed JSON commands, responses, events."""
+
+    def __init__(self, ns: str, timeout: float = 2.0) -> None:
+        self.sock = netns.socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(CTRL_ADDR)
+        self.buf = b""
+        self.events: list[dict[str, Any]] = []
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.sock.close()
+
+    def __enter__(self) -> Ctrl:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, command: str, params: str = "", token: str = "lab") -> None:
+        """Send one command."""
+        body = json.dumps({"command": command, "params": params, "token": token}).encode()
+        self.sock.sendall(str(len(body)).encode() + b":" + body + b",")
+
+    def receive(self, deadline: float) -> dict[str, Any] | None:
+        """Next message before ``deadline`` (monotonic), or None."""
+        while True:
+            colon = self.buf.find(b":")
+            if colon > 0:
+                size = int(self.buf[:colon])
+                end = colon + 1 + size
+                if len(self.buf) > end:
+                    message = json.loads(self.buf[colon + 1 : end])
+                    self.buf = self.buf[end + 1 :]
+                    if message.get("event"):
+                        self.events.append(message)
+                    return message
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                return None
+            if not chunk:
+                return None
+            self.buf += chunk
+
+    def command(self, command: str, params: str = "", timeout: float = 2.0) -> dict[str, Any]:
+        """Send a command and return its response (events seen meanwhile are kept)."""
+        self.send(command, params)
+        deadline = time.monotonic() + timeout
+        while (message := self.receive(deadline)) is not None:
+            if message.get("response"):
+                return message
+        raise PhoneError(f"no response to {command!r} from baresip")
+
+    def wait_event(self, types: set[str], timeout: float) -> str | None:
+        """Wait for one of the event ``types``; return it (None on timeout)."""
+        deadline = time.monotonic() + timeout
+        while (message := self.receive(deadline)) is not None:
+            if message.get("event") and message.get("type") in types:
+                return message["type"]
+        return None
+
+
+def ctrl_ready(ns: str) -> bool:
+    """True once baresip's ctrl_tcp accepts connections."""
+    try:
+        with Ctrl(ns, timeout=0.3):
+            return True
+    except OSError:
+        return False
+
+
+def call(ns: str, uri: str, timeout: float = 10.0, hangup: bool = True) -> list[str]:
+    """Dial ``uri`` from the phone in ``ns``; return the event types seen (hangs up after)."""
+    with Ctrl(ns) as ctrl:
+        ctrl.command("dial", uri)
+        final = ctrl.wait_event({"CALL_ESTABLISHED", "CALL_CLOSED"}, timeout)
+        if final == "CALL_ESTABLISHED":
+            ctrl.wait_event({"CALL_RTPESTAB"}, 1.0)
+        if hangup and final != "CALL_CLOSED":  # established, or still trying after timeout
+            ctrl.command("hangup")
+            ctrl.wait_event({"CALL_CLOSED"}, 2.0)
+        return [str(e.get("type")) for e in ctrl.events]
