@@ -10,7 +10,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SANDBOX := unshare -n sh -c 'ip link set lo up && exec "$$@"' sandbox
 
-.PHONY: all setup system venv test unit lab-test lint demo clean
+.PHONY: all setup system venv test unit lint docs demo clean
 
 all: test
 
@@ -36,6 +36,9 @@ test: setup lint
 
 unit: venv
 	$(SANDBOX) $(PY) -m pytest -q tests/unit
+
+docs: venv
+	$(PY) -m agent.docs
 
 demo: setup
 	$(SANDBOX) sh lab/demo.sh

@@ -1,4 +1,4 @@
-"""The fact vocabulary (``agent/facts.toml``): what each key means and which probe emits it."""
+"""The fact vocabulary (``agent/facts/*.toml``): what each key means and which probe emits it."""
 
 from __future__ import annotations
 
@@ -24,16 +24,27 @@ class FactSpec:
 
 @cache
 def catalog() -> tuple[FactSpec, ...]:
-    data = tomllib.loads(resources.files("agent").joinpath("facts.toml").read_text("utf-8"))
+    files = sorted(resources.files("agent.facts").iterdir(), key=lambda p: p.name)
+    specs = []
+    seen: dict[str, str] = {}
+    for f in (f for f in files if f.name.endswith(".toml")):
+        specs += _parse(tomllib.loads(f.read_text("utf-8")), f"agent/facts/{f.name}", seen)
+    return tuple(specs)
+
+
+def _parse(data: dict, origin: str, seen: dict[str, str]) -> list[FactSpec]:
     specs = []
     for key, d in data.items():
-        if d["type"] not in TYPES or d["subject"] not in ("site", "device"):
-            raise ValueError(f"agent/facts.toml: bad type or subject for {key}")
+        if key in seen:
+            raise ValueError(f"{origin}: fact {key} already defined in {seen[key]}")
+        seen[key] = origin
+        if d.get("type") not in TYPES or d.get("subject") not in ("site", "device"):
+            raise ValueError(f"{origin}: bad type or subject for {key}")
         rx = re.escape(key).replace(r"\{port\}", r"\d+")
         specs.append(
             FactSpec(key, d["type"], d["subject"], d["probe"], d["en"], d["fr"], re.compile(rx))
         )
-    return tuple(specs)
+    return specs
 
 
 def lookup(key: str) -> FactSpec | None:

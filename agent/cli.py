@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from agent import __version__, i18n
+from agent.judge.loader import SYMPTOMS
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_CANNOT = 0, 1, 2, 3
 
@@ -110,67 +111,101 @@ def discover(lang, config_path, as_json, networks, widen) -> None:
 @_options(_common)
 @_json
 @_options(_scope)
-def diagnose(lang, config_path, as_json, networks, widen) -> None:
+@click.option("--symptom", type=click.Choice(SYMPTOMS), help="Only the rules for this symptom.")
+@click.option(
+    "--message", metavar="TEXT", help="The message the phone displays (any case/accents)."
+)
+@click.option("--explain", is_flag=True, help="Show why each rule matched or not.")
+def diagnose(lang, config_path, as_json, networks, widen, symptom, message, explain) -> None:
     """Find the phones, check the network towards OVHcloud, and explain what is wrong."""
-    from agent import judge, pipeline
+    from agent import pipeline
 
     lang, cfg, nets = _setup(lang, config_path, networks, widen)
-    try:
-        judge.load()
-    except judge.RuleError as e:
-        raise Fail(i18n.t("error.rules", lang, why=e), EXIT_USAGE) from None
-    report = asyncio.run(pipeline.run_diagnose(cfg, nets, lang))
+    answers: dict[str, Any] = {}
+    if message:
+        symptom = symptom or "error-message"
+        answers["display.message"] = message
+    if symptom:
+        answers["user.symptom"] = symptom
+    report = asyncio.run(pipeline.run_diagnose(cfg, nets, lang, answers, symptom, explain))
+    for e in report.errors:
+        if e.step == "rules":
+            click.echo(f"phonediag: {e.reason}", err=True)
     _print(report, lang, as_json, diagnosis=True)
+    if explain and not as_json:
+        from agent.report import text
+
+        text.explain(report, text.console())
     if any(f.severity in ("critical", "warning") for f in report.findings):
         sys.exit(EXIT_PROBLEMS)
 
 
-@cli.command()
-@click.option("--lang", type=click.Choice(i18n.LANGS), help="fr|en (default: from the locale).")
-@_json
-@click.option(
-    "--check",
-    "files",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Validate these rule files and run their test cases instead.",
-)
-def rules(lang, as_json, files) -> None:
-    """List the diagnosis rules, or check rule files and their embedded tests."""
-    import json
+@cli.group()
+def rules() -> None:
+    """The diagnosis rules: list them, show one, test them."""
 
+
+_lang = click.option(
+    "--lang", type=click.Choice(i18n.LANGS), help="fr|en (default: from the locale)."
+)
+
+
+@rules.command("list")
+@_lang
+@_json
+@click.option("--symptom", type=click.Choice(SYMPTOMS), help="Only the rules for this symptom.")
+def rules_list(lang, as_json, symptom) -> None:
+    """List every rule: id, severity, title."""
     from agent import judge
+    from agent.report import rules as out
 
     lang = i18n.detect(lang)
-    try:
-        loaded = judge.load(files) if files else judge.load()
-    except judge.RuleError as e:
-        raise Fail(i18n.t("error.rules", lang, why=e), EXIT_USAGE) from None
-    failures = judge.self_test(loaded)
-    if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "id": r.id,
-                        "severity": r.severity,
-                        "symptoms": list(r.symptoms),
-                        "title": r.text[lang].title,
-                        "guide": r.guide,
-                    }
-                    for r in loaded
-                ],
-                ensure_ascii=False,
-                indent=2,
-            )
-        )
-    else:
-        for r in loaded:
-            click.echo(f"{r.id:28} {r.severity:9} {r.text[lang].title}")
-    if failures:
-        raise Fail("; ".join(failures), EXIT_USAGE)
-    if files:
-        click.echo(i18n.t("rules.ok", lang, n=len(loaded)))
+    loaded, errors = judge.load_all()
+    for e in errors:
+        click.echo(f"phonediag: {e}", err=True)
+    if symptom:
+        loaded = [r for r in loaded if symptom in r.symptoms]
+    click.echo(out.listing(loaded, lang, as_json))
+
+
+@rules.command("show")
+@click.argument("rule_id")
+@_lang
+@_json
+def rules_show(rule_id, lang, as_json) -> None:
+    """Show one rule in full: explanation, steps, guide, condition."""
+    from agent import judge
+    from agent.report import rules as out
+
+    lang = i18n.detect(lang)
+    loaded, _errors = judge.load_all()
+    rule = next((r for r in loaded if r.id == rule_id), None)
+    if rule is None:
+        raise Fail(i18n.t("rules.unknown", lang, id=rule_id), EXIT_USAGE)
+    click.echo(out.show(rule, lang, as_json))
+
+
+@rules.command("test")
+@_lang
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+def rules_test(lang, files) -> None:
+    """Validate rule files (default: the shipped ones) and run every embedded test case."""
+    from agent import judge
+    from agent.judge import flows
+
+    lang = i18n.detect(lang)
+    loaded, errors = judge.load_all(files or None)
+    problems = [str(e) for e in errors] + judge.self_test(loaded)
+    cases = sum(len(r.tests) for r in loaded)
+    if not files:
+        fl, fl_errors = flows.load_flows()
+        problems += [str(e) for e in fl_errors] + flows.self_test(fl, loaded)
+        cases += sum(len(f.choices) for f in fl)
+    for p in problems:
+        click.echo(f"phonediag: {p}", err=True)
+    if problems:
+        raise Fail(i18n.t("rules.failed", lang, n=len(problems)), EXIT_USAGE)
+    click.echo(i18n.t("rules.ok", lang, n=len(loaded), cases=cases))
 
 
 def main() -> None:

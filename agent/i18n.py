@@ -67,9 +67,15 @@ MESSAGES: dict[str, dict[str, str]] = {
     "error.rules": {"fr": "règles invalides : {why}", "en": "invalid rules: {why}"},
     "error.usage": {"fr": "erreur : {why}", "en": "error: {why}"},
     "rules.ok": {
-        "fr": "{n} règles chargées, tous leurs cas de test passent.",
-        "en": "{n} rules loaded, all their test cases pass.",
+        "fr": "{n} règles valides, {cases} cas de test réussis.",
+        "en": "{n} valid rules, {cases} test cases pass.",
     },
+    "rules.failed": {"fr": "{n} problème(s) dans les règles", "en": "{n} problem(s) in the rules"},
+    "rules.unknown": {
+        "fr": "règle inconnue : {id} (voir « phonediag rules list »)",
+        "en": "unknown rule: {id} (see 'phonediag rules list')",
+    },
+    "explain.title": {"fr": "Pourquoi (--explain)", "en": "Why (--explain)"},
 }
 
 

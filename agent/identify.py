@@ -49,6 +49,15 @@ class Vendor:
     oui: frozenset[str]
     matchers: tuple[Matcher, ...]
     mdns_txt: dict[str, str] = field(default_factory=dict)
+    family: str = "unknown"
+    family_by_model: tuple[tuple[re.Pattern[str], str], ...] = ()
+
+    def family_of(self, model: str | None) -> str:
+        """The control panel's troubleshooting family for ``model``."""
+        for rx, fam in self.family_by_model:
+            if model and rx.search(model):
+                return fam
+        return self.family
 
 
 def parse_vendor(text: str, origin: str) -> Vendor:
@@ -66,6 +75,10 @@ def parse_vendor(text: str, origin: str) -> Vendor:
             oui=frozenset(o.upper().replace(":", "") for o in data.get("oui", [])),
             matchers=tuple(matchers),
             mdns_txt=dict(data.get("mdns_txt", {})),
+            family=data.get("family", "unknown"),
+            family_by_model=tuple(
+                (re.compile(f["regex"]), f["family"]) for f in data.get("family_by_model", [])
+            ),
         )
     except (tomllib.TOMLDecodeError, KeyError, TypeError, re.error) as e:
         raise FingerprintError(f"{origin}: {e}") from None
@@ -128,3 +141,9 @@ def identify(device: Device, catalog: tuple[Vendor, ...] | None = None) -> None:
 def is_phone_vendor(device: Device) -> bool:
     """True when a vendor file (not just a User-Agent's first word) recognised it."""
     return device.vendor in {v.id for v in vendors()}
+
+
+def family(device: Device) -> str:
+    """The control panel's troubleshooting family of an identified device."""
+    v = next((v for v in vendors() if v.id == device.vendor), None)
+    return v.family_of(device.model) if v else "unknown"

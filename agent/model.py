@@ -126,6 +126,7 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     errors: list[ProbeError] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    explain: list[dict[str, Any]] | None = None  # why each rule matched or not (--explain)
 
     def site_facts(self) -> dict[str, Any]:
         return {
@@ -145,4 +146,5 @@ class Report:
             "findings": [f.to_dict() for f in self.findings],
             "errors": [e.to_dict() for e in self.errors],
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            **({"explain": self.explain} if self.explain is not None else {}),
         }

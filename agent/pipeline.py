@@ -10,7 +10,7 @@ import asyncio
 import ipaddress
 import time
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from agent import discovery, identify, judge, probes
 from agent.config import Config
@@ -98,7 +98,16 @@ async def run_discover(cfg: Config, networks: list[ScopedNetwork]) -> Report:
     )
 
 
-async def run_diagnose(cfg: Config, networks: list[ScopedNetwork], lang: str) -> Report:
+async def run_diagnose(
+    cfg: Config,
+    networks: list[ScopedNetwork],
+    lang: str,
+    answers: dict[str, Any] | None = None,
+    symptom: str | None = None,
+    explain: bool = False,
+) -> Report:
+    """Discover, probe and judge. ``answers`` are what the person told us (user facts);
+    with ``symptom`` only the rules answering that symptom are kept."""
     start = time.monotonic()
     run = Runner(cfg.deadline)
     devices = await discover(cfg, networks, run)
@@ -110,13 +119,25 @@ async def run_diagnose(cfg: Config, networks: list[ScopedNetwork], lang: str) ->
         )
     )
     facts: list[Fact] = [f for r in results for f in r]
-    findings = judge.judge(judge.load(), facts, [d.ip for d in devices], lang)
-    return Report(
-        duration_s=time.monotonic() - start,
+    facts += [Fact("site", k, v, "user") for k, v in (answers or {}).items()]
+    rules, rule_errors = judge.load_all()
+    run.errors += [ProbeError("rules", str(e)) for e in rule_errors]
+    if symptom:
+        rules = [r for r in rules if symptom in r.symptoms]
+    subjects = [d.ip for d in devices]
+    report = Report(
+        duration_s=0.0,
         scope=[str(n.network) for n in networks],
         devices=devices,
         facts=facts,
-        findings=findings,
+        findings=judge.judge(rules, facts, subjects, lang),
         errors=run.errors,
         timings=run.timings,
     )
+    if explain:
+        report.explain = [
+            {"rule": e.rule.id, "device": e.subject, "result": e.result, "trace": e.trace}
+            for e in judge.evaluate(rules, facts, subjects)
+        ]
+    report.duration_s = time.monotonic() - start
+    return report

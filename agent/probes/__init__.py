@@ -25,6 +25,6 @@ Probe = Callable[[Context], Awaitable[list[Fact]]]
 
 
 def site_probes() -> dict[str, Probe]:
-    from agent.probes import lan, registrar
+    from agent.probes import identity, lan, registrar
 
-    return {"lan": lan.probe, "registrar": registrar.probe}
+    return {"identity": identity.probe, "lan": lan.probe, "registrar": registrar.probe}

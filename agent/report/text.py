@@ -81,3 +81,14 @@ def render(report: Report, lang: str, out: Console, diagnosis: bool) -> None:
             out.print(f"  - {e.step}: {e.reason}", markup=False)
     out.print()
     out.print(t("summary", lang, scope=scope, duration=report.duration_s), markup=False)
+
+
+def explain(report: Report, out: Console) -> None:
+    """Why each rule matched, did not, or could not be decided (unknown facts)."""
+    verdict = {True: "MATCH", False: "no", None: "unknown"}
+    out.print()
+    for e in report.explain or []:
+        where = f" [{e['device']}]" if e["device"] else ""
+        out.print(f"{verdict[e['result']]:8} {e['rule']}{where}", markup=False)
+        for line in e["trace"]:
+            out.print(f"           {line}", markup=False)

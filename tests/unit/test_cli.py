@@ -22,8 +22,8 @@ def test_help_lists_only_working_commands():
     assert r.returncode == 0
     commands = r.stdout.split("Commands:")[1].split()
     assert {"discover", "diagnose", "rules"} <= set(commands)
-    for cmd in ("discover", "diagnose", "rules"):
-        h = run(cmd, "--help")
+    for cmd in (("discover",), ("diagnose",), ("rules", "list"), ("rules", "show")):
+        h = run(*cmd, "--help")
         assert h.returncode == 0 and "--json" in h.stdout and "Usage:" in h.stdout
     for cmd in ("discover", "diagnose"):
         assert "--lang" in run(cmd, "--help").stdout and "--config" in run(cmd, "--help").stdout
@@ -60,17 +60,28 @@ def test_broken_config_exits_2(tmp_path):
 
 
 def test_rules_lists_and_checks(tmp_path):
-    r = run("rules", "--json", "--lang", "en")
+    r = run("rules", "list", "--json", "--lang", "en")
     assert r.returncode == 0
     ids = {x["id"] for x in json.loads(r.stdout)}
     assert {"dns-failure", "sip-port-blocked"} <= ids
     bad = tmp_path / "r.toml"
     bad.write_text('[[rule]]\nid = "x"\nseverity = "bad"\n')
-    r = run("rules", "--check", str(bad))
-    assert r.returncode == 2 and "r.toml" in r.stderr and "severity" in r.stderr
+    r = run("rules", "test", str(bad))
+    assert r.returncode == 2 and "r.toml:2: severity must be one of" in r.stderr
+    shipped = run("rules", "test", "--lang", "en")
+    assert shipped.returncode == 0, shipped.stderr
+    assert "valid rules" in shipped.stdout and "test cases pass" in shipped.stdout
+
+
+def test_rules_show():
+    r = run("rules", "show", "sip-port-blocked", "--lang", "en")
+    assert r.returncode == 0
+    assert "SIP port 5060 is blocked" in r.stdout and "1. " in r.stdout
+    r = run("rules", "show", "no-such-rule")
+    assert r.returncode == 2 and "no-such-rule" in r.stderr
 
 
 def test_language_from_locale():
-    fr = run("rules", env={"LANG": "fr_FR.UTF-8", "LC_ALL": ""})
-    en = run("rules", env={"LANG": "en_GB.UTF-8", "LC_ALL": ""})
+    fr = run("rules", "list", env={"LANG": "fr_FR.UTF-8", "LC_ALL": ""})
+    en = run("rules", "list", env={"LANG": "en_GB.UTF-8", "LC_ALL": ""})
     assert "Le port SIP 5060" in fr.stdout and "SIP port 5060 is blocked" in en.stdout

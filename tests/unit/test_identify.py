@@ -119,3 +119,21 @@ def test_bad_vendor_file_is_a_clear_error():
         identify.parse_vendor('id = "x"\nname = "X"\n[[match]]\nfield = "sip.agent"\n', "x.toml")
     with pytest.raises(identify.FingerprintError, match=r"x\.toml"):
         identify.parse_vendor('id = "x"\nname="X"\n[[match]]\nfield="a"\nregex="("\n', "x.toml")
+
+
+@pytest.mark.parametrize(
+    "agent, family",
+    [
+        ("Cisco/SPA504G-7.6.2c", "cisco"),
+        ("Cisco/SPA112-1.4.1(SR5)", "linksys"),
+        ("Cisco-CP8851/11.0.1", "unknown"),
+        ("Gigaset C530 IP/42.245.00.000", "siemens"),
+        ("Gigaset N510 IP PRO/42.250.00.000.000", "gigaset"),
+        ("Yealink SIP-T46S 66.86.0.15", "yealink"),
+        ("Asterisk PBX 20", "unknown"),
+    ],
+)
+def test_control_panel_family(agent, family):
+    d = Device("10.0.0.9", evidence={"sip": {"agent": agent}})
+    identify.identify(d)
+    assert identify.family(d) == family

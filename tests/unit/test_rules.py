@@ -83,13 +83,16 @@ RULE = """
 id = "r1"
 severity = "critical"
 symptoms = ["network"]
-guide = "g#1"
+guide = { slug = "g", section = "1" }
 when = { fact = "dns.registrar.resolves", eq = false }
 fr = { title = "t", explanation = "e" }
 en = { title = "t", explanation = "e" }
 [[rule.test]]
 facts = { "dns.registrar.resolves" = false }
 expect = true
+[[rule.test]]
+facts = { "dns.registrar.resolves" = true }
+expect = false
 """
 
 
@@ -117,8 +120,11 @@ def test_error_points_at_the_rule_line():
 
 
 def test_embedded_test_failure_is_reported():
-    rules = judge.parse_rules(RULE.replace("expect = true", "expect = false"), "t.toml")
-    assert judge.self_test(rules) == ["r1: test 1 expected False, got True"]
+    rules = judge.parse_rules(RULE.replace("eq = false", "eq = true"), "t.toml")
+    assert judge.self_test(rules) == [
+        "r1: test 1 expected True, got False",
+        "r1: test 2 expected False, got True",
+    ]
 
 
 def test_duplicate_ids_refused(tmp_path):
@@ -146,3 +152,27 @@ def test_operators():
         )
         is True
     )
+
+
+def test_one_bad_rule_does_not_hide_the_others(tmp_path):
+    good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
+    good.write_text(RULE)
+    bad.write_text(
+        RULE.replace('id = "r1"', 'id = "r2"').replace("eq = false", "eq = false, x = 1")
+        + RULE.replace('id = "r1"', 'id = "r3"')
+    )
+    rules, errors = judge.load_all([good, bad])
+    assert sorted(r.id for r in rules) == ["r1", "r3"]
+    assert [str(e) for e in errors] == [
+        f"{bad}:3: fact 'dns.registrar.resolves' needs exactly one operator of "
+        + ", ".join(judge.OPERATORS)
+    ]
+
+
+def test_text_operator_ignores_case_accents_and_quotes():
+    ev = judge.evaluate_condition
+    cond = {"fact": "display.message", "text": "échec enregistrement"}
+    assert ev(cond, {"display.message": "  ECHEC   Enregistrement"}, []) is True
+    assert ev(cond, {"display.message": "« Échec enregistrement »"}, []) is True
+    assert ev(cond, {"display.message": "Pas de base"}, []) is False
+    assert ev(cond, {}, []) is None
