@@ -89,3 +89,45 @@ def test_blocked_port_text_report_in_french(blocked):
     assert "Que faire" in r.stdout
     for phone in blocked.phones:
         assert phone["model"] in r.stdout
+
+
+NO_LOCALE = {"LANG": "", "LC_ALL": "", "LC_MESSAGES": "", "LANGUAGE": ""}
+
+
+def test_typed_message_gives_the_guides_steps_in_order(healthy):
+    """The wizard's « Echec Enregistrement » procedure, measured checks first, French default."""
+    args = ["phonediag", "diagnose", "--symptom", "error-message", "--message"]
+    fr = healthy.run([*args, "echec enregistrement", "--json"], env=NO_LOCALE, timeout=90)
+    report = json.loads(fr.stdout)
+    assert fr.returncode == 1
+    # The office is healthy: the typed message is the only finding.
+    assert [f["rule"] for f in report["findings"]] == ["gigaset-echec-enregistrement"]
+    steps = report["findings"][0]["remedies"]
+    order = ["côté droit de la base", "Redémarrez la base", "0.0.0.0", "Assist VoIP", "1007"]
+    positions = [next(i for i, s in enumerate(steps) if key in s) for key in order]
+    assert positions == sorted(positions), steps
+    # Any case, accents and spacing; English on request.
+    en = healthy.run(
+        ["phonediag", "diagnose", "--message", "  ÉCHEC   enregistrement", "--lang", "en"],
+        timeout=90,
+    )
+    assert en.returncode == 1
+    assert "Failed Registration" in en.stdout and "Assist VoIP" in en.stdout
+    assert "What to do:" in en.stdout
+
+
+def test_symptom_keeps_only_its_rules(healthy):
+    r = healthy.run(["phonediag", "diagnose", "--symptom", "no-ring", "--json"], timeout=90)
+    report = json.loads(r.stdout)
+    found = [(f["rule"], f["device"]) for f in report["findings"]]
+    # Nothing measured is wrong: the wizard's "can call out but not receive" procedure for
+    # each phone family found (the Cisco SPA's DND key, the C530's firewall), then the
+    # guide's checklist with the feature codes.
+    by_ip = {p["model"]: p["ip"] for p in healthy.phones}
+    assert found == [
+        ("no-ring-cisco-dnd", by_ip["SPA504G"]),
+        ("no-ring-siemens-firewall", by_ip["C530 IP"]),
+        ("no-ring-checklist", None),
+    ], found
+    assert all(f["severity"] != "critical" for f in report["findings"])
+    assert any("*#21#" in s for s in report["findings"][-1]["remedies"])
