@@ -32,6 +32,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check agent lab tests benchmarks
 
 test: setup lint
+	$(VENV)/bin/phonediag rules test
 	$(SANDBOX) $(PY) -m pytest -q
 
 unit: venv

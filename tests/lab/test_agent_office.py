@@ -82,6 +82,22 @@ def test_blocked_port_5060_is_diagnosed_with_its_remedy(blocked):
     assert report["site"]["registrar.udp.5962.reachable"] is True
 
 
+def test_explain_says_why_each_rule_did_or_did_not_match(blocked):
+    rc, report = run_json(blocked, "diagnose", "--explain")
+    assert rc == 1
+    verdicts = {(e["rule"], e["device"]): e for e in report["explain"]}
+    blocked_port = verdicts[("sip-port-blocked", None)]
+    assert blocked_port["result"] is True
+    assert blocked_port["trace"] == [
+        "registrar.udp.5060.reachable eq False: False -> true",
+        "registrar.udp.5962.reachable eq True: True -> true",
+    ]
+    # Nothing measured the NAT yet: the SIP ALG rule is undecided, not "no".
+    assert verdicts[("sip-alg-detected", None)]["result"] is None
+    r = blocked.run(["phonediag", "diagnose", "--explain", "--lang", "en"], timeout=90)
+    assert "MATCH    sip-port-blocked" in r.stdout
+
+
 def test_blocked_port_text_report_in_french(blocked):
     r = blocked.run(["phonediag", "diagnose", "--lang", "fr"], timeout=90)
     assert r.returncode == 1, r.stderr
