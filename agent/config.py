@@ -17,6 +17,21 @@ class ConfigError(ValueError):
     """The configuration file is missing, unreadable or invalid."""
 
 
+@dataclass(frozen=True)
+class Credential:
+    """A management login; ``vendor``/``device`` say where it applies (neither: anywhere)."""
+
+    username: str
+    password: str = field(repr=False)  # never printed
+    vendor: str | None = None
+    device: str | None = None
+
+    def applies(self, vendor: str | None, ip: str) -> bool:
+        if self.device is not None:
+            return self.device == ip
+        return self.vendor is None or self.vendor == vendor
+
+
 @dataclass
 class Config:
     registrar: str = "sip.ovh.net"
@@ -30,7 +45,14 @@ class Config:
     mdns_window: float = 3.0  # how long to listen for mDNS answers
     deadline: float = 60.0  # the whole run
     rate: int = 500  # packets per second, per discovery method
+    credentials: list[Credential] = field(default_factory=list)
+    default_logins: bool = False  # opt in to the factory logins of the guides
     source: str | None = None  # the file it came from
+
+    def logins_for(self, vendor: str | None, ip: str) -> list[Credential]:
+        """Configured logins for a device, most specific first (device, vendor, site)."""
+        mine = [c for c in self.credentials if c.applies(vendor, ip)]
+        return sorted(mine, key=lambda c: (c.device is None, c.vendor is None))
 
 
 # (section, key) -> (attribute, type)
@@ -46,6 +68,7 @@ _SCHEMA: dict[tuple[str, str], tuple[str, type]] = {
     ("discovery", "rate"): ("rate", int),
     ("run", "deadline"): ("deadline", float),
     ("snmp", "communities"): ("snmp_communities", list),
+    ("vendors", "default_logins"): ("default_logins", bool),
 }
 
 
@@ -69,7 +92,24 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     return cfg
 
 
+def _credentials(items: Any, p: Path) -> list[Credential]:
+    if not isinstance(items, list):
+        raise ConfigError(f"{p}: credentials must be written [[credentials]]")
+    out = []
+    for i, c in enumerate(items, 1):
+        if not isinstance(c, dict) or set(c) - {"username", "password", "vendor", "device"}:
+            raise ConfigError(f"{p}: credentials #{i}: only username, password, vendor, device")
+        if not all(isinstance(c.get(k, ""), str) for k in c) or "username" not in c:
+            raise ConfigError(f"{p}: credentials #{i}: username (and password) must be strings")
+        out.append(
+            Credential(c["username"], c.get("password", ""), c.get("vendor"), c.get("device"))
+        )
+    return out
+
+
 def _apply(cfg: Config, data: dict[str, Any], p: Path) -> None:
+    if "credentials" in data:
+        cfg.credentials = _credentials(data.pop("credentials"), p)
     for section, body in data.items():
         if not isinstance(body, dict):
             raise ConfigError(f"{p}: [{section}] must be a table")
@@ -80,7 +120,7 @@ def _apply(cfg: Config, data: dict[str, Any], p: Path) -> None:
             attr, typ = spec
             if typ is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
-            if not isinstance(value, typ) or isinstance(value, bool):
+            if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
                 raise ConfigError(f"{p}: {section}.{key} must be of type {typ.__name__}")
             if typ in (int, float) and value <= 0:
                 raise ConfigError(f"{p}: {section}.{key} must be positive")

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
+from agent.config import Credential
 from agent.model import Device
 
 # Where model/firmware are read first when several sources give them.
 FIELD_PRIORITY = ("sip.agent", "snmp.sysDescr", "mdns.name")
+NOT_VENDORS = {"firmware.toml"}  # data beside the vendor files that is not one
 _MAKER = re.compile(r"[A-Za-z][A-Za-z0-9]+")
 
 
@@ -50,6 +52,7 @@ class Vendor:
     matchers: tuple[Matcher, ...]
     mdns_txt: dict[str, str] = field(default_factory=dict)
     family: str = "unknown"
+    default_logins: tuple[Credential, ...] = ()
     family_by_model: tuple[tuple[re.Pattern[str], str], ...] = ()
 
     def family_of(self, model: str | None) -> str:
@@ -76,6 +79,10 @@ def parse_vendor(text: str, origin: str) -> Vendor:
             matchers=tuple(matchers),
             mdns_txt=dict(data.get("mdns_txt", {})),
             family=data.get("family", "unknown"),
+            default_logins=tuple(
+                Credential(c["username"], c.get("password", ""), data["id"])
+                for c in data.get("default_logins", [])
+            ),
             family_by_model=tuple(
                 (re.compile(f["regex"]), f["family"]) for f in data.get("family_by_model", [])
             ),
@@ -90,7 +97,7 @@ def vendors() -> tuple[Vendor, ...]:
     return tuple(
         parse_vendor(f.read_text(encoding="utf-8"), f"agent/vendors/{f.name}")
         for f in sorted(pkg.iterdir(), key=lambda p: p.name)
-        if f.name.endswith(".toml")
+        if f.name.endswith(".toml") and f.name not in NOT_VENDORS
     )
 
 
@@ -145,5 +152,9 @@ def is_phone_vendor(device: Device) -> bool:
 
 def family(device: Device) -> str:
     """The control panel's troubleshooting family of an identified device."""
-    v = next((v for v in vendors() if v.id == device.vendor), None)
+    v = vendor(device.vendor)
     return v.family_of(device.model) if v else "unknown"
+
+
+def vendor(vendor_id: str | None) -> Vendor | None:
+    return next((v for v in vendors() if v.id == vendor_id), None)

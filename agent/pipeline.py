@@ -119,6 +119,7 @@ async def run_diagnose(
         )
     )
     facts: list[Fact] = [f for r in results for f in r]
+    run.errors += ctx.errors
     facts += [Fact("site", k, v, "user") for k, v in (answers or {}).items()]
     rules, rule_errors = judge.load_all()
     run.errors += [ProbeError("rules", str(e)) for e in rule_errors]

@@ -7,10 +7,10 @@ timeout and records any failure as an error entry in the report.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.config import Config
-from agent.model import Device, Fact
+from agent.model import Device, Fact, ProbeError
 from agent.scope import ScopedNetwork
 
 
@@ -19,12 +19,19 @@ class Context:
     config: Config
     networks: list[ScopedNetwork]
     devices: list[Device]
+    errors: list[ProbeError] = field(default_factory=list)  # per-device failures
 
 
 Probe = Callable[[Context], Awaitable[list[Fact]]]
 
 
 def site_probes() -> dict[str, Probe]:
-    from agent.probes import identity, lan, registrar
+    from agent.probes import device, firmware, identity, lan, registrar
 
-    return {"identity": identity.probe, "lan": lan.probe, "registrar": registrar.probe}
+    return {
+        "identity": identity.probe,
+        "device": device.probe,
+        "firmware": firmware.probe,
+        "lan": lan.probe,
+        "registrar": registrar.probe,
+    }

@@ -81,3 +81,25 @@ def test_config_errors_name_file_and_key(tmp_path, text, message):
 def test_config_missing_file(tmp_path):
     with pytest.raises(config.ConfigError, match="file not found"):
         config.load(tmp_path / "nope.toml")
+
+
+def test_credentials_most_specific_first_and_never_printed(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text(
+        "[vendors]\ndefault_logins = true\n"
+        '[[credentials]]\nusername = "site"\npassword = "s3cret-site"\n'
+        '[[credentials]]\nvendor = "yealink"\nusername = "yl"\npassword = "s3cret-yl"\n'
+        '[[credentials]]\ndevice = "10.0.0.5"\nusername = "dev"\npassword = "s3cret-dev"\n'
+    )
+    cfg = config.load(f)
+    assert cfg.default_logins is True
+    assert [c.username for c in cfg.logins_for("yealink", "10.0.0.5")] == ["dev", "yl", "site"]
+    assert [c.username for c in cfg.logins_for("cisco", "10.0.0.6")] == ["site"]
+    assert "s3cret" not in repr(cfg)
+
+
+def test_bad_credentials_refused(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('[[credentials]]\nuser = "x"\n')
+    with pytest.raises(config.ConfigError, match="credentials #1"):
+        config.load(f)

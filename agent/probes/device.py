@@ -1,0 +1,44 @@
+"""The phone's own state, read by its vendor adapter: registration, forwarding, DND,
+clock, provisioning. One timeout per phone; a phone that cannot be read gives an
+error entry and unknown facts, never a crash."""
+
+from __future__ import annotations
+
+import asyncio
+
+from agent import identify
+from agent.model import Device, Fact, ProbeError
+from agent.net.http import HttpError, Session
+from agent.probes import Context
+from agent.vendors import base, registry
+
+
+async def _one(ctx: Context, device: Device) -> list[Fact]:
+    adapter = registry.adapter_for(device.vendor)
+    v = identify.vendor(device.vendor)
+    defaults = list(v.default_logins) if v else []
+    session = Session(
+        device.ip,
+        base.logins(ctx.config, device.vendor, device.ip, defaults),
+        timeout=ctx.config.timeout * 2,
+    )
+    actx = base.Context(device, ctx.config, session)
+    source = f"vendor.{adapter.vendor}"
+    try:
+        async with asyncio.timeout(ctx.config.timeout * 6 + 2):
+            values = await adapter.read(actx)
+    except TimeoutError:
+        ctx.errors.append(
+            ProbeError("probe.device", "the phone's interface is too slow", device.ip)
+        )
+        values = {}
+    except HttpError as e:
+        ctx.errors.append(ProbeError("probe.device", str(e), device.ip))
+        values = {}
+    evidence = "; ".join(session.log[-3:])
+    return base.Reading(device, source, values, evidence).facts()
+
+
+async def probe(ctx: Context) -> list[Fact]:
+    results = await asyncio.gather(*(_one(ctx, d) for d in ctx.devices))
+    return [f for r in results for f in r]

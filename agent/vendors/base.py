@@ -1,0 +1,85 @@
+"""What a vendor adapter is: it reads a phone's own state through the interfaces the
+vendor documents and returns device facts. What a family cannot tell stays unknown.
+
+An adapter lives in ``agent/vendors/<vendor id>.py`` and defines ``ADAPTER``; a vendor
+without a module gets the generic SIP adapter. Adapters observe; rules judge.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agent.config import Config, Credential
+from agent.model import UNKNOWN, Device, Fact
+from agent.net.http import Session
+
+# The device facts a phone adapter may fill (catalogue keys, agent/facts/*.toml).
+PHONE_KEYS = (
+    "sip.registered",
+    "sip.last_status",
+    "sip.last_reason",
+    "sip.register_expires_s",
+    "sip.transport",
+    "phone.forward.always",
+    "phone.forward.always_target",
+    "phone.forward.busy",
+    "phone.forward.noanswer",
+    "phone.dnd",
+    "phone.clock_skew_s",
+    "phone.provisioning_url",
+    "phone.outbound_proxy",
+    "phone.ip",
+)
+
+
+@dataclass
+class Context:
+    """What an adapter gets: the device, the configuration, an HTTP session to it."""
+
+    device: Device
+    config: Config
+    http: Session
+    now: float = field(default_factory=time.time)
+
+    def snmp_communities(self) -> list[str]:
+        return self.config.snmp_communities
+
+
+class Adapter(Protocol):
+    vendor: str
+
+    async def read(self, ctx: Context) -> dict[str, Any]:
+        """Return {catalogue key: value}; leave out what the phone cannot tell."""
+        ...
+
+
+@dataclass
+class Reading:
+    """An adapter's result turned into facts; keys it could not read become unknown."""
+
+    device: Device
+    source: str
+    values: dict[str, Any]
+    evidence: str = ""
+
+    def facts(self) -> list[Fact]:
+        out = []
+        for key in PHONE_KEYS:
+            value = self.values.get(key, UNKNOWN)
+            why = self.evidence if value is not UNKNOWN else f"not readable from {self.source}"
+            out.append(Fact(self.device.ip, key, value, self.source, why))
+        return out
+
+
+def logins(
+    config: Config, vendor: str | None, ip: str, defaults: list[Credential]
+) -> list[Credential]:
+    """Configured logins first; the vendor's factory logins only when opted in."""
+    mine = config.logins_for(vendor, ip)
+    return mine + (defaults if config.default_logins else [])
+
+
+def clock_skew(phone_epoch: float, now: float) -> float:
+    return round(phone_epoch - now, 1)
