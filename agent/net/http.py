@@ -72,6 +72,7 @@ class Session:
     working: Credential | None = None
     failed_logins: int = 0
     log: list[str] = field(default_factory=list)  # what was asked, without secrets
+    transport: httpx.AsyncBaseTransport | None = None  # tests: httpx.MockTransport
 
     def base(self) -> str:
         return f"{self.scheme}://{self.ip}:{self.port}"
@@ -119,7 +120,11 @@ class Session:
         timeout = httpx.Timeout(self.timeout)
         try:
             async with httpx.AsyncClient(
-                timeout=timeout, follow_redirects=False, verify=False, trust_env=False
+                timeout=timeout,
+                follow_redirects=False,
+                verify=False,
+                trust_env=False,
+                transport=self.transport,
             ) as client:
                 for _ in range(MAX_REDIRECTS + 1):
                     reply = await self._read(client, method, url, params, auth, **kw)
