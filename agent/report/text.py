@@ -14,6 +14,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from agent import identify
 from agent.i18n import t
 from agent.model import Report
 
@@ -30,6 +31,20 @@ def console(file: TextIO | None = None) -> Console:
         soft_wrap=plain,
         width=None if not plain else 100,
     )
+
+
+def _vendor_name(vendor_id: str | None) -> str:
+    v = identify.vendor(vendor_id)
+    return v.name if v else (vendor_id or "-")
+
+
+def _where(report: Report, ip: str | None, lang: str) -> str:
+    if ip is None:
+        return t("finding.site", lang)
+    d = next((d for d in report.devices if d.ip == ip), None)
+    name = " ".join(x for x in (_vendor_name(d.vendor), d.model) if x and x != "-") if d else ""
+    where = t("finding.device", lang, ip=ip)
+    return f"{where}, {name}" if name else where
 
 
 def devices_table(report: Report, lang: str, plain: bool) -> Table:
@@ -65,7 +80,7 @@ def render(report: Report, lang: str, out: Console, diagnosis: bool) -> None:
         if not report.findings:
             out.print(t("findings.none", lang))
         for i, f in enumerate(report.findings, 1):
-            where = t("finding.device", lang, ip=f.device) if f.device else t("finding.site", lang)
+            where = _where(report, f.device, lang)
             sev = t(f"severity.{f.severity}", lang)
             out.print(f"\n{i}. [{_STYLE[f.severity]}]{sev}[/] {f.title} ({where})", markup=True)
             out.print(f"   {f.explanation}", markup=False)
