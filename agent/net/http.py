@@ -73,6 +73,7 @@ class Session:
     failed_logins: int = 0
     log: list[str] = field(default_factory=list)  # what was asked, without secrets
     transport: httpx.AsyncBaseTransport | None = None  # tests: httpx.MockTransport
+    cookies: httpx.Cookies = field(default_factory=httpx.Cookies)  # a web login's session
 
     def base(self) -> str:
         return f"{self.scheme}://{self.ip}:{self.port}"
@@ -125,19 +126,24 @@ class Session:
                 verify=False,
                 trust_env=False,
                 transport=self.transport,
+                cookies=self.cookies,
             ) as client:
-                for _ in range(MAX_REDIRECTS + 1):
-                    reply = await self._read(client, method, url, params, auth, **kw)
-                    location = reply.headers.get("location")
-                    if reply.status not in (301, 302, 303, 307, 308) or not location:
-                        return reply
-                    target = urljoin(url, location)
-                    if urlsplit(target).hostname != self.ip:
-                        raise HttpError(
-                            f"{url}: redirects off the phone ({urlsplit(target).hostname})"
-                        )
-                    url, params = target, None
-                raise HttpError(f"{url}: too many redirects")
+                try:
+                    for _ in range(MAX_REDIRECTS + 1):
+                        reply = await self._read(client, method, url, params, auth, **kw)
+                        location = reply.headers.get("location")
+                        if reply.status not in (301, 302, 303, 307, 308) or not location:
+                            return reply
+                        target = urljoin(url, location)
+                        if urlsplit(target).hostname != self.ip:
+                            host = urlsplit(target).hostname
+                            raise HttpError(f"{url}: redirects off the phone ({host})")
+                        url, params = target, None
+                        if reply.status in (301, 302, 303):  # as browsers do: GET, no body
+                            method, kw = "GET", {}
+                    raise HttpError(f"{url}: too many redirects")
+                finally:
+                    self.cookies = httpx.Cookies(client.cookies)
         except httpx.TimeoutException:
             raise HttpError(f"{url}: no answer within {self.timeout:g} s") from None
         except httpx.HTTPError as e:
