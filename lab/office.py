@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from lab import netns, procs, scenarios, startup, topology
-from lab.phones import make_phones
-from lab.services import kamailio, phone
+from lab.phones import admin_secret, make_extra_ua, make_phones
+from lab.services import face, kamailio, phone
 from lab.state import ROOT, State, check_instance, instance_from_env, state_dir
 
 KEEP_LOGS_ENV = "PHONEDIAG_LAB_KEEP_LOGS"
@@ -63,15 +63,20 @@ class Lab:
         with a lab started from the CLI.
         """
         chosen = scenarios.get(scenario)
-        truth = make_phones(phones)
+        fault = chosen.fault_index(phones)
+        truth = make_phones(phones, {fault: chosen.model} if chosen.model else None)
         instance = check_instance(name or f"py-{secrets.token_hex(3)}")
         _make_state_dir(instance)
         state = State(
             instance=instance, scenario=scenario, prefix=_free_prefix(), created=time.time()
         )
         state.phones = truth
-        state.namespaces = {r: f"{state.prefix}-{r}" for r in topology.roles(truth)}
+        if chosen.duplicate_ua:
+            state.extra_uas = [make_extra_ua(truth[fault - 1]["line"], chosen.duplicate_ua)]
+        roles = topology.roles(truth, state.extra_uas)
+        state.namespaces = {r: f"{state.prefix}-{r}" for r in roles}
         state.passwords = {p["line"]: secrets.token_hex(8) for p in truth}
+        state.admin_passwords = {p["role"]: admin_secret(p) for p in truth}
         state.save()
         lab = cls(state)
         try:
@@ -159,6 +164,11 @@ class Lab:
         return [{k: p[k] for k in keys} for p in self.state.phones]
 
     @property
+    def extra_uas(self) -> list[dict[str, Any]]:
+        """SIP UAs on the LAN that are not office phones (role, ip, mac, line, user_agent…)."""
+        return [dict(u) for u in self.state.extra_uas]
+
+    @property
     def config_path(self) -> Path:
         """The agent configuration file (PHONEDIAG_CONFIG)."""
         return self.state.dir / "agent.toml"
@@ -213,6 +223,32 @@ class Lab:
     def registrations(self) -> list[dict[str, Any]]:
         """The registrar's bindings: dicts with aor, address (Contact), received, user_agent."""
         return kamailio.registrations(self.state.dir)
+
+    def phone_state(self, role: str) -> dict[str, Any]:
+        """The phone's settings (its phone-state.json): dnd, forward, admin, firmware…"""
+        self._phone(role)
+        return face.read_state(face.state_file(self.state.dir, role))
+
+    def set_phone_state(self, role: str, **changes: Any) -> dict[str, Any]:
+        """Change the phone's settings (a dict value updates that dict, e.g.
+        ``forward={"always": "0612345678"}``); its face and SIP UA follow at once."""
+        path = face.state_file(self.state.dir, self._phone(role)["role"])
+        new = face.merge(face.read_state(path), changes)
+        face.write_state(path, new)
+        face.reload(self.ns(role))  # the controller also polls the file, as a fallback
+        return new
+
+    def phone_registration(self, role: str) -> dict[str, Any] | None:
+        """What the phone itself says of its line: {registered, status, reason} (the face's
+        ``Phone.registration()``); None if its controller did not answer."""
+        self._phone(role)
+        return face.registration(self.ns(role))
+
+    def _phone(self, role: str) -> dict[str, Any]:
+        found = next((p for p in self.state.phones if p["role"] == role), None)
+        if found is None:
+            raise LabError(f"no phone {role!r}")
+        return found
 
     def call(self, caller: str, callee: str, timeout: float = 10.0) -> list[str]:
         """Dial ``callee``'s line from ``caller``; return the caller's baresip event types."""

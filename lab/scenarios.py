@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
 # nftables rulesets loaded in the router namespace.
 NAT_RULES = """
@@ -33,13 +36,28 @@ table ip isp {
 
 @dataclass(frozen=True)
 class Scenario:
-    """One office set-up."""
+    """One office set-up. A fault on one phone names it by number (``fault_phone``, 1-based;
+    with fewer phones, the last one) and says what is wrong with it."""
 
     name: str
     description: str
     available: bool = True
     router_rules: str = ""  # extra nftables ruleset for the router, on top of NAT_RULES
     phones_register: bool = True  # whether `up` waits for the phones' registrations
+    fault_phone: int = 0  # the phone with the fault (0: none)
+    phone_state: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    wrong_password: bool = False  # its baresip has a wrong SIP password: 401, never registers
+    model: str = ""  # it is this model (phones.toml id) instead of the cycle's
+    duplicate_ua: str = ""  # a second SIP UA of this model registers its line (right password)
+
+    def fault_index(self, count: int) -> int:
+        """Number (1-based) of the faulty phone in an office of ``count`` phones; 0: none."""
+        return min(self.fault_phone, count)
+
+    def fault_role(self, count: int) -> str | None:
+        """Role of the faulty phone in an office of ``count`` phones."""
+        index = self.fault_index(count)
+        return f"phone{index}" if index else None
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -58,12 +76,32 @@ SCENARIOS: dict[str, Scenario] = {
             phones_register=False,
         ),
         Scenario("forwarding-left-on", "a line forwards every call away", available=False),
-        Scenario("dnd-on", "do-not-disturb is on for a line", available=False),
-        Scenario("wrong-password", "a phone has a wrong SIP password", available=False),
+        Scenario(
+            "dnd-on",
+            "phone2 (Cisco SPA504G) has do-not-disturb on: it rejects every call (486)",
+            fault_phone=2,
+            phone_state=MappingProxyType({"dnd": True}),
+        ),
+        Scenario(
+            "wrong-password",
+            "phone3 (Gigaset C530 IP) has a wrong SIP password: 401, never registered",
+            fault_phone=3,
+            wrong_password=True,
+        ),
         Scenario("short-nat-timeout", "the router forgets UDP mappings quickly", available=False),
-        Scenario("outdated-firmware", "a phone runs an old firmware", available=False),
+        Scenario(
+            "outdated-firmware",
+            "phone3 is a Gigaset N670 IP PRO on firmware 2.20.0 (catalogue minimum 2.26.0)",
+            fault_phone=3,
+            model="gigaset-n670ip-pro",
+        ),
         Scenario("dns-broken", "the LAN's DNS does not resolve the registrar", available=False),
-        Scenario("duplicate-registration", "one line registered by two phones", available=False),
+        Scenario(
+            "duplicate-registration",
+            "phone1's line is also registered by a second UA (Cisco/SPA504G) at 10.66.0.50",
+            fault_phone=1,
+            duplicate_ua="cisco-spa504g",
+        ),
         Scenario("fleet", "hundreds of lightweight phones (--phones N)", available=False),
     )
 }

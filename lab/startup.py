@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
 
-from lab import probes, ready, topology
+from lab import netns, probes, ready, topology
 from lab.scenarios import Scenario
-from lab.services import avahi, coturn, dnsmasq, kamailio, phone, snmpd
+from lab.services import avahi, coturn, dnsmasq, face, kamailio, phone, snmpd
 from lab.state import Proc, State
 
 AGENT_CONFIG = f"""[site]
@@ -20,6 +21,17 @@ communities = ["{snmpd.COMMUNITY}"]
 """
 
 Progress = Callable[[str], None]
+
+
+def agent_config(state: State) -> str:
+    """The agent's config: the site, and the web login of every phone that has a web face."""
+    creds = "".join(
+        f'\n[[credentials]]\ndevice = "{ph["ip"]}"\nusername = "{face.ADMIN_USER}"\n'
+        f'password = "{state.admin_passwords[ph["role"]]}"\n'
+        for ph in state.phones
+        if ph["offers"].get("http")
+    )
+    return AGENT_CONFIG + creds
 
 
 def _record(state: State, proc: Proc) -> Proc:
@@ -34,9 +46,10 @@ def start(state: State, scenario: Scenario, timeout: float, progress: Progress) 
     deadline = time.monotonic() + timeout
     ns, base, phones = state.namespaces, state.dir, state.phones
     (base / "logs").mkdir(exist_ok=True)
-    (base / "agent.toml").write_text(AGENT_CONFIG)
+    (base / "agent.toml").write_text(agent_config(state))
+    fault = scenario.fault_role(len(phones))
 
-    topology.build(ns, phones, scenario.router_rules)
+    topology.build(ns, phones, scenario.router_rules, state.extra_uas)
     progress("topology built")
 
     prov_ip = topology.PROVIDER_IPS[0]
@@ -67,26 +80,64 @@ def start(state: State, scenario: Scenario, timeout: float, progress: Progress) 
     )
     progress("provider and router ready")
 
-    sips = []
+    sips, webs = [], []
     for ph in phones:
-        password = state.passwords[ph["line"]]
-        proc = phone.start(ns[ph["role"]], ph, kamailio.DOMAIN, password, base)
-        sips.append((ph, _record(state, proc)))
+        sip_proc, web_proc = _start_phone(state, ph, scenario if ph["role"] == fault else None)
+        sips.append((ph, sip_proc))
+        webs.append((ph, web_proc))
+    for ua in state.extra_uas:  # bare SIP UAs: no controller, ctrl_tcp on the usual port
+        password = state.passwords[ua["line"]]
+        proc = phone.start(ns[ua["role"]], ua, kamailio.DOMAIN, password, base)
+        sips.append((ua, _record(state, proc)))
 
     checks: list[ready.Check] = [("coturn", lambda: probes.stun_binding(ns["agent"], prov_ip))]
-    for ph, proc, face in faces:
-        if face == "snmp":
+    for ph, proc, kind in faces:
+        if kind == "snmp":
             checks.append((f"snmpd {ph['role']}", _snmp_check(ns["agent"], ph["ip"])))
         else:
             checks.append((f"avahi {ph['role']}", _avahi_check(proc)))
     for ph, _proc in sips:
         checks.append((f"baresip {ph['role']}", _ctrl_check(ns[ph["role"]])))
+    for ph, _proc in webs:
+        if ph["offers"].get("http"):
+            checks.append((f"web {ph['role']}", _tcp_check(ns["agent"], ph["ip"], face.PORT)))
     if scenario.phones_register:
         for ph in phones:
-            checks.append((f"registration {ph['role']}", _registered_check(state, ph["line"])))
+            if not (ph["role"] == fault and scenario.wrong_password):
+                checks.append((f"registration {ph['role']}", _registered_check(state, ph["line"])))
+        for ua in state.extra_uas:  # the line's phone and the extra UA: two bindings
+            checks.append((f"registration {ua['role']}", _registered_check(state, ua["line"], 2)))
     watched = [kam, stun, dns, *(p for _, p, _ in faces), *(p for _, p in sips)]
+    watched += [p for _, p in webs]
     ready.wait(checks, watched, deadline)
     progress("phones ready")
+
+
+def _start_phone(state: State, ph: dict[str, Any], fault: Scenario | None) -> tuple[Proc, Proc]:
+    """Write the phone's state file, start its baresip and its face/controller.
+
+    ``fault``: the scenario, when this phone is the one with the fault.
+    """
+    role, base = ph["role"], state.dir
+    settings = face.initial_state(ph, kamailio.DOMAIN, state.admin_passwords[role])
+    password = state.passwords[ph["line"]]
+    if fault is not None:
+        settings = face.merge(settings, fault.phone_state)
+        if fault.wrong_password:
+            password = "wrong" + password[::-1]
+    face.write_state(face.state_file(base, role), settings)
+    ns = state.namespaces[role]
+    sip_proc = phone.start(
+        ns,
+        ph,
+        kamailio.DOMAIN,
+        password,
+        base,
+        ctrl=phone.BARESIP_CTRL_ADDR,
+        answermode=face.answermode(settings),
+    )
+    _record(state, sip_proc)
+    return sip_proc, _record(state, face.start(ns, ph, base))
 
 
 def _sip_check(ns: str, ip: str, port: int) -> Callable[[], bool]:
@@ -109,12 +160,25 @@ def _ctrl_check(ns: str) -> Callable[[], bool]:
     return lambda: phone.ctrl_ready(ns)
 
 
-def _registered_check(state: State, line: str) -> Callable[[], bool]:
+def _tcp_check(ns: str, ip: str, port: int) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            sock = netns.socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
+        except OSError:
+            return False
+        with sock:
+            sock.settimeout(0.3)
+            return sock.connect_ex((ip, port)) == 0
+
+    return check
+
+
+def _registered_check(state: State, line: str, count: int = 1) -> Callable[[], bool]:
     def check() -> bool:
         try:
             bindings = kamailio.registrations(state.dir)
         except (RuntimeError, OSError):
             return False
-        return any(str(b["aor"]).split("@")[0] == line for b in bindings)
+        return sum(str(b["aor"]).split("@")[0] == line for b in bindings) >= count
 
     return check

@@ -55,6 +55,8 @@ class State:
     procs: list[Proc] = field(default_factory=list)
     phones: list[dict[str, Any]] = field(default_factory=list)
     passwords: dict[str, str] = field(default_factory=dict)  # line -> secret (file is 0600)
+    admin_passwords: dict[str, str] = field(default_factory=dict)  # role -> web login secret
+    extra_uas: list[dict[str, Any]] = field(default_factory=list)  # SIP UAs that are not phones
     created: float = 0.0
 
     @property

@@ -24,18 +24,19 @@ LAN_MASK = 24
 DNS_SERVER = ROUTER_LAN_IP
 
 
-def roles(phones: Sequence[dict[str, Any]]) -> list[str]:
-    """Namespace roles of a lab, in creation order."""
-    return ["prov", "rtr", "sw", "agent", *(p["role"] for p in phones)]
+def roles(phones: Sequence[dict[str, Any]], extras: Sequence[dict[str, Any]] = ()) -> list[str]:
+    """Namespace roles of a lab, in creation order (``extras``: LAN hosts that are not phones)."""
+    return ["prov", "rtr", "sw", "agent", *(p["role"] for p in [*phones, *extras])]
 
 
 def build(
     ns: dict[str, str],
     phones: Sequence[dict[str, Any]],
     router_rules: str,
+    extras: Sequence[dict[str, Any]] = (),
 ) -> None:
     """Create the namespaces ``ns`` (role -> name, recorded by the caller); wire the office."""
-    for role in roles(phones):
+    for role in roles(phones, extras):
         netns.add(ns[role])
 
     prov, rtr, sw = ns["prov"], ns["rtr"], ns["sw"]
@@ -59,7 +60,9 @@ def build(
             "link set lan0 up",
         ],
     )
-    hosts = [("agent", AGENT_IP, None)] + [(p["role"], p["ip"], p["mac"]) for p in phones]
+    hosts = [("agent", AGENT_IP, None)] + [
+        (p["role"], p["ip"], p["mac"]) for p in [*phones, *extras]
+    ]
     for n, (role, addr, mac) in enumerate(hosts):
         mac_opt = f" address {mac}" if mac else ""
         index = 20 + 2 * n

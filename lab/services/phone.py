@@ -15,8 +15,12 @@ from lab.state import Proc
 
 BARESIP = Path("/usr/bin/baresip")
 MODULE_PATH = "/usr/lib/baresip/modules"
+# Where lab clients reach a phone's ctrl_tcp. baresip 1.0.0 serves one connection at a time,
+# so a phone with a controller (lab.personalities) has baresip on BARESIP_CTRL_ADDR and the
+# controller shares it on CTRL_ADDR; a bare UA (no controller) listens on CTRL_ADDR itself.
 CTRL_ADDR = ("127.0.0.1", 4444)
-REG_INTERVAL = 300
+BARESIP_CTRL_ADDR = ("127.0.0.1", 4445)
+REG_INTERVAL = 1800  # what OVHcloud recommends (diagnostic_voip: 1800 s); the faces show it
 # libre's "software" string, sent as User-Agent/Server: "baresip v1.0.0 (x86_64/linux)\0".
 UA_RE = re.compile(rb"baresip v[0-9.]+ \([^)\x00]*\)\x00")
 
@@ -49,7 +53,7 @@ def patched_binary(user_agent: str, dest: Path) -> Path:
     return dest
 
 
-def render_config(phone: dict[str, Any], rx_file: Path) -> str:
+def render_config(phone: dict[str, Any], rx_file: Path, ctrl: tuple[str, int] = CTRL_ADDR) -> str:
     """baresip's ``config``: SIP on the phone's LAN address, sine tone as microphone."""
     return (
         "poll_method epoll\n"
@@ -59,39 +63,64 @@ def render_config(phone: dict[str, Any], rx_file: Path) -> str:
         "module g711.so\nmodule ausine.so\nmodule aufile.so\n"
         "module_app account.so\nmodule_app contact.so\nmodule_app menu.so\n"
         "module_app ctrl_tcp.so\n"
-        f"ctrl_tcp_listen {CTRL_ADDR[0]}:{CTRL_ADDR[1]}\n"
+        f"ctrl_tcp_listen {ctrl[0]}:{ctrl[1]}\n"
         "audio_source ausine,440\nausrc_srate 48000\nausrc_channels 2\n"
         f"audio_player aufile,{rx_file}\n"
     )
 
 
-def render_account(phone: dict[str, Any], domain: str, password: str) -> str:
+def render_account(
+    phone: dict[str, Any], domain: str, password: str, answermode: str = "auto"
+) -> str:
     """baresip's ``accounts``: one line, registered to ``sip:<line>@<domain>``."""
     return (
         f"<sip:{phone['line']}@{domain}>;auth_pass={password};"
-        f"answermode=auto;regint={REG_INTERVAL}\n"
+        f"answermode={answermode};regint={REG_INTERVAL}\n"
     )
 
 
-def start(ns: str, phone: dict[str, Any], domain: str, password: str, state_dir: Path) -> Proc:
+def log_path(state_dir: Path, role: str) -> Path:
+    """baresip's log (its stdout) for ``role``."""
+    return state_dir / "logs" / f"{role}-baresip.log"
+
+
+def start(
+    ns: str,
+    phone: dict[str, Any],
+    domain: str,
+    password: str,
+    state_dir: Path,
+    *,
+    ctrl: tuple[str, int] = CTRL_ADDR,
+    answermode: str = "auto",
+) -> Proc:
     """Write the phone's baresip dir (owner-only: it holds the password) and start it."""
     base = state_dir / phone["role"] / "baresip"
     base.mkdir(parents=True, exist_ok=True, mode=0o700)
     binary = patched_binary(phone["user_agent"], state_dir / "bin" / f"baresip-{phone['model_id']}")
-    (base / "config").write_text(render_config(phone, base / "received.wav"))
-    (base / "accounts").write_text(render_account(phone, domain, password))
+    (base / "config").write_text(render_config(phone, base / "received.wav", ctrl))
+    (base / "accounts").write_text(render_account(phone, domain, password, answermode))
     (base / "contacts").write_text("")
-    log = state_dir / "logs" / f"{phone['role']}-baresip.log"
+    log = log_path(state_dir, phone["role"])
     return procs.spawn("baresip", phone["role"], ns, [str(binary), "-f", str(base)], log)
 
 
 class Ctrl:
     """A ctrl_tcp connection to one phone: netstring-framed JSON commands, responses, events."""
 
-    def __init__(self, ns: str, timeout: float = 2.0) -> None:
-        self.sock = netns.socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
+    def __init__(
+        self, ns: str | None, timeout: float = 2.0, addr: tuple[str, int] = CTRL_ADDR
+    ) -> None:
+        if ns is None:  # this process's own namespace (already inside the phone's)
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        else:
+            self.sock = netns.socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
-        self.sock.connect(CTRL_ADDR)
+        try:
+            self.sock.connect(addr)
+        except OSError:
+            self.sock.close()
+            raise
         self.buf = b""
         self.events: list[dict[str, Any]] = []
 

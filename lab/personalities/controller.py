@@ -1,0 +1,227 @@
+"""The phone's firmware logic around its real SIP UA: the state file drives baresip.
+
+Runs as a thread of the face process (``lab.personalities.server``), or alone with
+``python -m lab.personalities.controller --state FILE``. It holds baresip's one ctrl_tcp
+connection (see ``ctrlmux``) and:
+
+* DND on, or forward-always set: the account's answermode becomes ``manual`` and every
+  incoming call is rejected at once with baresip's ``hangup``, which answers
+  ``486 Rejected`` (a forwarded call is logged "forwarded to X": baresip 1.0 cannot send
+  a 302). Otherwise answermode is ``auto``, as the phone was started.
+* registration(): ``reginfo`` says whether the line is registered; the last REGISTER answer
+  (code and reason) comes from the REGISTER_OK/REGISTER_FAIL events, or, for what happened
+  before the controller connected, from baresip's own log line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from lab.personalities.ctrlmux import CtrlMux, Message, log
+
+CLIENT_ADDR = ("127.0.0.1", 4444)  # what lab clients use, as with a bare baresip
+BARESIP_ADDR = ("127.0.0.1", 4445)  # baresip's own ctrl_tcp, behind the controller
+CACHE_S = 1.0
+POLL_S = 0.2
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+CODE = re.compile(r"^\s*(\d{3})\s+(.*?)\s*$")
+# baresip's log: "1001@sip.ovh.test: {0/UDP/v4} 200 OK (kamailio …) [1 binding]" and
+# "reg: sip:1001@sip.ovh.test: 401 Unauthorized (kamailio …)"
+LOG_LINE = re.compile(
+    r"^(?:reg: )?(?:sip:)?(?P<user>[^\s@:]+)@\S+: (?:\{[^}]*\} )?"
+    r"(?P<code>[1-6]\d\d) (?P<reason>[^(\[]*?)\s*(?:[(\[].*)?$"
+)
+
+
+def parse_status(text: str) -> tuple[int | None, str | None]:
+    """'401 Unauthorized' -> (401, 'Unauthorized'); anything else -> (None, text)."""
+    match = CODE.match(text or "")
+    if match:
+        return int(match.group(1)), match.group(2) or None
+    return None, (text or None)
+
+
+def reginfo_state(data: str, line: str) -> str | None:
+    """The state word ``reginfo`` prints for the line's account: OK, ERR or zzz."""
+    for row in ANSI.sub("", data).splitlines():
+        if f"sip:{line}@" in row:
+            parts = row.replace(">", " ").split()
+            return parts[1] if len(parts) > 1 else None
+    return None
+
+
+def last_log_status(log_file: Path | None, line: str) -> tuple[int | None, str | None]:
+    """The last REGISTER answer baresip logged for ``line`` (None, None if none)."""
+    if log_file is None:
+        return None, None
+    try:
+        with log_file.open("rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 65536))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return None, None
+    found: tuple[int | None, str | None] = (None, None)
+    for row in ANSI.sub("", text).splitlines():
+        match = LOG_LINE.match(row.strip())
+        if match and match.group("user") == line:
+            found = int(match.group("code")), match.group("reason") or None
+    return found
+
+
+class Controller:
+    """Applies the phone state to baresip and reports the line's registration."""
+
+    def __init__(
+        self,
+        state_file: Path,
+        sip_log: Path | None = None,
+        upstream: tuple[str, int] = BARESIP_ADDR,
+        listen: tuple[str, int] = CLIENT_ADDR,
+    ) -> None:
+        self.state_file, self.sip_log = state_file, sip_log
+        self.state: dict[str, Any] = self._read()
+        self.line = str(self.state.get("line", ""))
+        self.lock = threading.Lock()
+        self.applied_mode: str | None = None
+        self.stamp: tuple[int, int] | None = None
+        self.last: tuple[int | None, str | None] | None = None  # from events
+        self.cache: tuple[float, dict[str, Any]] | None = None
+        self.mux = CtrlMux(
+            upstream,
+            listen,
+            on_event=self.on_event,
+            on_connect=self.on_connect,
+            local={"lab_reload": self._cmd_reload, "lab_registration": self._cmd_registration},
+        )
+
+    def start(self) -> None:
+        self.mux.start()
+        threading.Thread(target=self._watch, name="state-watch", daemon=True).start()
+
+    # -- state -----------------------------------------------------------------------------
+    def _read(self) -> dict[str, Any]:
+        return json.loads(self.state_file.read_text())
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.state_file.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def wanted_mode(self) -> str:
+        """answermode for the current state: calls must not be auto-answered when diverted."""
+        forward = self.state.get("forward") or {}
+        return "manual" if self.state.get("dnd") or forward.get("always") else "auto"
+
+    def reload(self) -> None:
+        """Re-read the state file and apply it to baresip now."""
+        with self.lock:
+            self.stamp = self._stamp()
+            try:
+                self.state = self._read()
+            except (OSError, ValueError) as exc:
+                log(f"cannot read {self.state_file}: {exc}")
+                return
+            mode = self.wanted_mode()
+            if mode == self.applied_mode or not self.mux.connected.is_set():
+                return
+            answer = self.mux.request("answermode", mode)
+            if answer.get("ok"):
+                self.applied_mode = mode
+                log(f"answermode {mode} (dnd={self.state.get('dnd')}, forward={self._forward()!r})")
+
+    def _forward(self) -> str:
+        return str((self.state.get("forward") or {}).get("always") or "")
+
+    def _watch(self) -> None:
+        """Apply changes made to the file by anyone (tests, the face, an editor)."""
+        while True:
+            time.sleep(POLL_S)
+            if self._stamp() != self.stamp:
+                try:
+                    self.reload()
+                except Exception as exc:
+                    log(f"reload failed: {exc!r}")
+
+    # -- baresip ---------------------------------------------------------------------------
+    def on_connect(self) -> None:
+        self.applied_mode = None  # baresip may have been restarted: apply again
+        self.reload()
+
+    def on_event(self, event: Message) -> None:
+        kind = event.get("type")
+        if kind in ("REGISTER_OK", "REGISTER_FAIL"):
+            status, reason = parse_status(str(event.get("param", "")))
+            if kind == "REGISTER_OK" and status is None:
+                status, reason = 200, "OK"
+            with self.lock:
+                self.last = (status, reason)
+                self.cache = None
+            log(f"{kind}: {event.get('param')}")
+        elif kind == "CALL_INCOMING":
+            self._incoming(str(event.get("peeruri") or event.get("param") or "?"))
+
+    def _incoming(self, peer: str) -> None:
+        with self.lock:
+            dnd, forward = bool(self.state.get("dnd")), self._forward()
+        if not dnd and not forward:
+            return
+        self.mux.request("hangup")
+        if dnd:
+            log(f"DND: rejected call from {peer} (486)")
+        else:
+            log(f"call from {peer} forwarded to {forward} (rejected locally: 486)")
+
+    # -- registration ----------------------------------------------------------------------
+    def registration(self) -> dict[str, Any]:
+        """{registered, status, reason} of the line, cached ~1 s."""
+        now = time.monotonic()
+        with self.lock:
+            if self.cache and now - self.cache[0] < CACHE_S:
+                return dict(self.cache[1])
+            last = self.last
+        try:
+            answer = self.mux.request("reginfo", timeout=1.0)
+            word = reginfo_state(str(answer.get("data", "")), self.line)
+        except TimeoutError:
+            word = None
+        if last is None:
+            last = last_log_status(self.sip_log, self.line)
+        status, reason = last
+        registered = word == "OK"
+        if registered and status is None:
+            status, reason = 200, "OK"
+        result = {"registered": registered, "status": status, "reason": reason}
+        with self.lock:
+            self.cache = (now, result)
+        return dict(result)
+
+    def _cmd_reload(self, _params: str) -> str:
+        self.reload()
+        return f"answermode {self.applied_mode}\n"
+
+    def _cmd_registration(self, _params: str) -> str:
+        return json.dumps(self.registration())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab.personalities.controller")
+    parser.add_argument("--state", type=Path, required=True, help="phone-state.json")
+    parser.add_argument("--sip-log", type=Path, help="baresip's log (REGISTER before we connect)")
+    args = parser.parse_args(argv)
+    Controller(args.state, args.sip_log).start()
+    threading.Event().wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
