@@ -76,7 +76,7 @@ class Lab:
         roles = topology.roles(truth, state.extra_uas)
         state.namespaces = {r: f"{state.prefix}-{r}" for r in roles}
         state.passwords = {p["line"]: secrets.token_hex(8) for p in truth}
-        state.admin_passwords = {p["role"]: admin_secret(p) for p in truth}
+        state.admin_passwords = {p["role"]: admin_secret(p) for p in [*truth, *state.extra_uas]}
         state.save()
         lab = cls(state)
         try:

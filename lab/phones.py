@@ -94,17 +94,9 @@ def _phone(i: int, model_spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_extra_ua(line: str, model_id: str, role: str = "dup") -> dict[str, Any]:
-    """A SIP UA that is not one of the office's phones: no face, only baresip with the
-    User-Agent of ``model_id``, at EXTRA_UA_IP, registering ``line``."""
-    spec = model(model_id)
-    return {
-        "role": role,
-        "ip": EXTRA_UA_IP,
-        "mac": random_mac(spec["mac_prefix"]),
-        "vendor": spec["vendor"],
-        "model": spec["model"],
-        "firmware": spec["firmware"],
-        "line": line,
-        "user_agent": spec["user_agent"],
-        "model_id": spec["id"],
-    }
+    """A second device provisioned with an office phone's ``line``: a full phone of model
+    ``model_id`` (baresip and its web face) at EXTRA_UA_IP. Not one of ``lab.phones``."""
+    ua = _phone(0, model(model_id))
+    ua.update(role=role, ip=EXTRA_UA_IP, line=line)
+    ua["offers"] = {face: face in ("sip", "http") for face in FACES}
+    return ua

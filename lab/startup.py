@@ -28,7 +28,7 @@ def agent_config(state: State) -> str:
     creds = "".join(
         f'\n[[credentials]]\ndevice = "{ph["ip"]}"\nusername = "{face.ADMIN_USER}"\n'
         f'password = "{state.admin_passwords[ph["role"]]}"\n'
-        for ph in state.phones
+        for ph in [*state.phones, *state.extra_uas]
         if ph["offers"].get("http")
     )
     return AGENT_CONFIG + creds
@@ -85,10 +85,10 @@ def start(state: State, scenario: Scenario, timeout: float, progress: Progress) 
         sip_proc, web_proc = _start_phone(state, ph, scenario if ph["role"] == fault else None)
         sips.append((ph, sip_proc))
         webs.append((ph, web_proc))
-    for ua in state.extra_uas:  # bare SIP UAs: no controller, ctrl_tcp on the usual port
-        password = state.passwords[ua["line"]]
-        proc = phone.start(ns[ua["role"]], ua, kamailio.DOMAIN, password, base)
-        sips.append((ua, _record(state, proc)))
+    for ua in state.extra_uas:  # a second device on a phone's line, with its own face
+        sip_proc, web_proc = _start_phone(state, ua, None)
+        sips.append((ua, sip_proc))
+        webs.append((ua, web_proc))
 
     checks: list[ready.Check] = [("coturn", lambda: probes.stun_binding(ns["agent"], prov_ip))]
     for ph, proc, kind in faces:

@@ -39,6 +39,22 @@ async def _one(ctx: Context, device: Device) -> list[Fact]:
     return base.Reading(device, source, values, evidence).facts()
 
 
+def lan_shared(facts: list[Fact]) -> list[Fact]:
+    """For each phone whose account is known: how many other LAN devices report it too."""
+    accounts = {
+        f.subject: f.value.lower()
+        for f in facts
+        if f.key == "sip.account" and isinstance(f.value, str) and f.value
+    }
+    out = []
+    for ip, acc in accounts.items():
+        others = sorted(o for o, a in accounts.items() if a == acc and o != ip)
+        why = f"{acc} also on {', '.join(others)}" if others else f"{acc} on this device only"
+        out.append(Fact(ip, "sip.account.lan_shared", len(others), "device", why))
+    return out
+
+
 async def probe(ctx: Context) -> list[Fact]:
     results = await asyncio.gather(*(_one(ctx, d) for d in ctx.devices))
-    return [f for r in results for f in r]
+    facts = [f for r in results for f in r]
+    return facts + lan_shared(facts)

@@ -17,6 +17,7 @@ from agent.net.http import Session
 
 # The device facts a phone adapter may fill (catalogue keys, agent/facts/*.toml).
 PHONE_KEYS = (
+    "sip.account",
     "sip.registered",
     "sip.last_status",
     "sip.last_reason",
@@ -83,3 +84,12 @@ def logins(
 
 def clock_skew(phone_epoch: float, now: float) -> float:
     return round(phone_epoch - now, 1)
+
+
+def account(user: str | None, registrar: str | None) -> str | None:
+    """``user@registrar`` (lower-case registrar), or None when the user is not known."""
+    user = (user or "").strip()
+    if not user:
+        return None
+    host = (registrar or "").strip().lower()
+    return f"{user}@{host}" if host else user

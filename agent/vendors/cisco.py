@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 from agent.config import Credential
 from agent.net.http import HttpError, LockedOut, Reply
-from agent.vendors.base import Context, clock_skew
+from agent.vendors.base import Context, account, clock_skew
 
 _CREDS = re.compile(r"&xuser=[^\s:]*")  # the login as appended to a path (values quoted)
 _RULE_OPTIONS = re.compile(r"^\s*\[[^\]]*\]\s*")  # [--uid u --pwd p --key k] before a URL
@@ -172,6 +172,9 @@ class Cisco:
         expires = _first(cfg, "Register_Expires") or ""
         if expires.isdigit():
             out["sip.register_expires_s"] = int(expires)
+        user = account(_first(cfg, "User_ID"), _first(cfg, "Proxy"))
+        if user:
+            out["sip.account"] = user
         dnd = _yes(_first(cfg, "DND_Setting"))
         if dnd is not None:
             out["phone.dnd"] = dnd

@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from agent.net.http import HttpError, LockedOut, Reply
-from agent.vendors.base import Context
+from agent.vendors.base import Context, account
 
 LOGIN = "login.html"
 ADVICE = "security_advice.html"
@@ -190,6 +190,9 @@ def _voip(fields: dict[str, str]) -> dict[str, Any]:
             out["phone.outbound_proxy"] = ""
         else:
             out["phone.outbound_proxy"] = f"{host}:{port}" if port.isdigit() else host
+    user = account(fields.get("sip_user_id"), fields.get("sip_domain"))
+    if user:
+        out["sip.account"] = user
     return out
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from agent.config import Credential
 from agent.net.http import HttpError, LockedOut, Reply, Session
-from agent.vendors.base import Context, clock_skew
+from agent.vendors.base import Context, account, clock_skew
 
 ACTION_URI = "/servlet?phonecfg=get&accounts=1&dnd=1&fw=1"
 LOGIN_FORM = "/servlet?m=mod_listener&p=login&q=loginForm&jumpto=status"
@@ -251,6 +251,9 @@ def parse_account(page: str) -> dict[str, Any]:
     expires = field(page, "Expires1")
     if expires and expires.strip().isdigit():
         out["sip.register_expires_s"] = int(expires)
+    user = account(field(page, "AccountRegisterName"), field(page, "server1"))
+    if user:
+        out["sip.account"] = user
     return out
 
 

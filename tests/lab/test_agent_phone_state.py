@@ -55,3 +55,15 @@ def test_fault_found_on_the_right_phone_only(scenario, rule):
         ip = faulty(lab, scenario)
     hits = [(f["rule"], f["device"]) for f in report["findings"] if f["rule"] in PHONE_RULES]
     assert hits == [(rule, ip)], report["findings"]
+
+
+def test_duplicate_registration_names_both_devices():
+    """A second phone provisioned with phone1's line: both report the same account."""
+    with Lab.up("duplicate-registration") as lab:
+        report = diagnose(lab)
+        first = next(p["ip"] for p in lab.phones if p["role"] == "phone1")
+        second = lab.extra_uas[0]["ip"]
+    hits = sorted(f["device"] for f in report["findings"] if f["rule"] == "duplicate-registration")
+    assert hits == sorted([first, second]), report["findings"]
+    other = [f for f in report["findings"] if f["rule"] in PHONE_RULES]
+    assert other == [], other

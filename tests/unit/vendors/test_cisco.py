@@ -72,6 +72,7 @@ def test_registry_finds_the_adapter() -> None:
 def test_healthy_spa504g_every_key_it_tells() -> None:
     values, _ = run(spa504g().transport())
     assert values == {
+        "sip.account": "0033972101010@sip.ovh.net",
         "sip.registered": True,
         "sip.register_expires_s": 1800,
         "sip.transport": "udp",
@@ -265,6 +266,7 @@ def test_personality_round_trips_a_healthy_phone(tmp_path: Path) -> None:
     skew = values.pop("phone.clock_skew_s")
     assert abs(skew) < 5
     assert values == {
+        "sip.account": "0033972101010@sip.ovh.test",
         "sip.registered": True,
         "sip.register_expires_s": 1800,
         "sip.transport": "udp",

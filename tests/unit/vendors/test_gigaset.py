@@ -272,6 +272,7 @@ def test_round_trip_healthy(tmp_path: Path) -> None:
     phone = lab_phone(tmp_path)
     values, session = run(face_transport(face.handle, phone))
     assert values == {
+        "sip.account": "0033972101010@sip.ovh.test",
         "phone.ip": "10.66.0.31",
         "sip.registered": True,
         "sip.register_expires_s": 1800,

@@ -89,6 +89,7 @@ def run(transport, logins=(("admin", "admin"),), now: float = NOW) -> tuple[dict
 def test_healthy_registered_phone_every_key():
     values, session = run(documented())
     assert values == {
+        "sip.account": "0033972000001@sip.ovh.net",
         "phone.clock_skew_s": -30.0,
         "phone.dnd": False,
         "phone.forward.always": False,
@@ -310,6 +311,7 @@ def test_lab_round_trip_every_key(tmp_path):
     skew = values.pop("phone.clock_skew_s")
     assert abs(skew) <= 2
     assert values == {
+        "sip.account": "0033972000001@sip.ovh.test",
         "phone.dnd": False,
         "phone.forward.always": False,
         "phone.forward.always_target": "",
