@@ -59,7 +59,7 @@ def devices_table(report: Report, lang: str, plain: bool) -> Table:
         table.add_row(
             d.ip,
             d.mac or "-",
-            d.vendor or "-",
+            _vendor_name(d.vendor),
             d.model or "-",
             d.firmware or "-",
             ", ".join(sorted(d.found_by)),
