@@ -67,3 +67,23 @@ def test_duplicate_registration_names_both_devices():
     assert hits == sorted([first, second]), report["findings"]
     other = [f for f in report["findings"] if f["rule"] in PHONE_RULES]
     assert other == [], other
+
+
+def test_every_family_read_through_its_face():
+    """An office with one phone of every lab model: each identified, read through its
+    vendor interface, registered, and no false alarm."""
+    from lab.phones import models
+
+    count = len([m for m in models() if m.get("cycle", True)])
+    with Lab.up("healthy", phones=count) as lab:
+        report = diagnose(lab)
+    assert report["findings"] == [], report["findings"]
+    assert [e for e in report["errors"] if e["step"] == "probe.device"] == []
+    assert len({p["vendor"] for p in lab.phones}) == count
+    for phone in lab.phones:
+        facts = facts_of(report, phone["ip"])
+        assert (facts["phone.model"], facts["phone.firmware"]) == (
+            phone["model"],
+            phone["firmware"],
+        )
+        assert facts["sip.registered"] is True, (phone["model"], facts)
