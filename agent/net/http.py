@@ -70,6 +70,7 @@ class Session:
     scheme: str = "http"
     max_logins: int = 2
     working: Credential | None = None
+    challenge: str = ""  # the WWW-Authenticate that the working login answered (scheme)
     failed_logins: int = 0
     log: list[str] = field(default_factory=list)  # what was asked, without secrets
     transport: httpx.AsyncBaseTransport | None = None  # tests: httpx.MockTransport
@@ -85,18 +86,20 @@ class Session:
         self, method: str, path: str, params: dict[str, str] | None = None, **kw: Any
     ) -> Reply:
         """One request; on 401 try the logins (within the budget) with the scheme asked."""
-        reply = await self._send(method, path, params, self.working, **kw)
+        reply = await self._send(method, path, params, self.working, self.challenge, **kw)
+        if reply.status in (423, 429):
+            raise LockedOut(f"{self.ip}: the phone refuses requests for now (locked)")
         if reply.status != 401 or self.working is not None:
             return reply
         challenge = reply.headers.get("www-authenticate", "")
         for cred in self.logins:
             if self.failed_logins >= self.max_logins:
                 break
-            reply = await self._send(method, path, params, cred, challenge=challenge, **kw)
+            reply = await self._send(method, path, params, cred, challenge, **kw)
             if reply.status in (423, 429) or _says_locked(reply):
                 raise LockedOut(f"{self.ip}: the phone refuses logins for now (locked)")
             if reply.status not in (401, 403):
-                self.working = cred
+                self.working, self.challenge = cred, challenge
                 return reply
             self.failed_logins += 1
         return reply

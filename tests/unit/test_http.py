@@ -99,3 +99,24 @@ def test_html_instead_of_json():
     reply = run(session(lambda r: httpx.Response(200, text="<html>")).get("/"))
     with pytest.raises(HttpError, match="expected JSON"):
         reply.json()
+
+
+def test_digest_login_is_answered_again_on_the_next_request():
+    nonces = iter(["n1", "n2", "n3", "n4"])
+
+    def handler(r):
+        if r.headers.get("authorization", "").startswith("Digest"):
+            return httpx.Response(200, text="ok")
+        return httpx.Response(
+            401, headers={"WWW-Authenticate": f'Digest realm="p", nonce="{next(nonces)}"'}
+        )
+
+    s = session(handler)
+    assert run(s.get("/a")).text == "ok"
+    assert run(s.get("/b")).text == "ok"  # a Digest phone keeps working after the first page
+    assert s.failed_logins == 0
+
+
+def test_lockout_answer_without_a_login():
+    with pytest.raises(LockedOut):
+        run(session(lambda r: httpx.Response(429)).get("/"))
