@@ -116,11 +116,23 @@ def discover(lang, config_path, as_json, networks, widen) -> None:
     "--message", metavar="TEXT", help="The message the phone displays (any case/accents)."
 )
 @click.option("--explain", is_flag=True, help="Show why each rule matched or not.")
-def diagnose(lang, config_path, as_json, networks, widen, symptom, message, explain) -> None:
+@click.option(
+    "--nat-budget",
+    type=click.FloatRange(0, 600),
+    help="Seconds for the NAT lifetime test (0: skip; default from the config, 40).",
+)
+@click.option("--deep", is_flag=True, help="Full NAT lifetime test, up to the guide's 180 s.")
+def diagnose(
+    lang, config_path, as_json, networks, widen, symptom, message, explain, nat_budget, deep
+) -> None:
     """Find the phones, check the network towards OVHcloud, and explain what is wrong."""
     from agent import pipeline
 
     lang, cfg, nets = _setup(lang, config_path, networks, widen)
+    if nat_budget is not None:
+        cfg.nat_budget = nat_budget
+    if deep:
+        cfg.nat_budget = max(cfg.nat_budget, 200.0)
     answers: dict[str, Any] = {}
     if message:
         symptom = symptom or "error-message"
@@ -206,6 +218,73 @@ def rules_test(lang, files) -> None:
     if problems:
         raise Fail(i18n.t("rules.failed", lang, n=len(problems)), EXIT_USAGE)
     click.echo(i18n.t("rules.ok", lang, n=len(loaded), cases=cases))
+
+
+@cli.command()
+@click.option("--listen", "listen_ip", required=True, metavar="IP", help="Address to listen on.")
+@click.option(
+    "--udp-port",
+    "udp_ports",
+    type=click.IntRange(1, 65535),
+    multiple=True,
+    metavar="N",
+    help="UDP port (repeatable; default: 5060 and 5062).",
+)
+@click.option(
+    "--tcp-port",
+    "tcp_ports",
+    type=click.IntRange(1, 65535),
+    multiple=True,
+    metavar="N",
+    help="TCP port (repeatable; default: 5060).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log the source of refused requests.")
+@_lang
+def reflector(listen_ip, udp_ports, tcp_ports, verbose, lang) -> None:
+    """Run the reflector beyond the NAT (SIP ALG and NAT lifetime tests) until Ctrl-C.
+
+    Serveur réflecteur, à héberger hors du NAT du bureau : détection des SIP ALG et
+    durée des associations NAT UDP (docs/reflector.md).
+    """
+    import contextlib
+    import ipaddress
+    import logging
+    import signal
+
+    from agent import reflector as refl
+    from agent.net.reflector import format_source
+
+    lang = i18n.detect(lang)
+    try:
+        ip = str(ipaddress.ip_address(listen_ip))
+    except ValueError:
+        raise Fail(i18n.t("reflector.bad_address", lang, ip=listen_ip), EXIT_USAGE) from None
+    if verbose:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("phonediag reflector: %(message)s"))
+        logging.getLogger("agent.reflector").addHandler(handler)
+        logging.getLogger("agent.reflector").setLevel(logging.INFO)
+
+    def ready(server) -> None:
+        where = ", ".join(f"{t} {format_source((a, p))}" for t, a, p in server.listening)
+        click.echo(i18n.t("reflector.listening", lang, where=where))
+
+    async def run() -> dict[str, int]:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, AttributeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+        udp, tcp = udp_ports or (5060, 5062), tcp_ports or (5060,)
+        return await refl.serve(ip, udp, tcp, stop, ready=ready)
+
+    try:
+        counters = asyncio.run(run())
+    except OSError as e:
+        why = e.strerror or str(e)
+        raise Fail(i18n.t("reflector.cannot_listen", lang, ip=ip, why=why), EXIT_USAGE) from None
+    shown = " ".join(f"{k}={v}" for k, v in counters.items())
+    click.echo(i18n.t("reflector.counters", lang, counters=shown))
 
 
 def main() -> None:

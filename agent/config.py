@@ -37,6 +37,18 @@ class Config:
     registrar: str = "sip.ovh.net"
     registrar_ports: list[int] = field(default_factory=lambda: [5060, 5962])
     stun_server: str | None = None
+    reflector: str | None = None  # host running `phonediag reflector` beyond the NAT
+    provisioning_hosts: list[str] = field(
+        default_factory=lambda: [
+            "cisco.prov.voip.ovh.net",  # ovh-guides.md §4.2 and ovh-control-panel-and-api.md §1.8
+            "lk.prov.voip.ovh.net",
+            "lgn.prov.voip.ovh.net",
+            "th.prov.voip.ovh.net",
+            "gigaset.prov.voip.ovh.net",  # ovh-guides.md §3.4 (N670 firmware URL)
+            "pb.voip.ovh.net",  # the phonebook host
+        ]
+    )
+    nat_budget: float = 40.0  # seconds the NAT-lifetime test may take (deep: 200)
     networks: list[str] = field(default_factory=list)  # explicit scope (still private-only)
     max_prefix: int = 22  # largest network swept without --widen
     sip_ports: list[int] = field(default_factory=lambda: [5060])
@@ -60,6 +72,9 @@ _SCHEMA: dict[tuple[str, str], tuple[str, type]] = {
     ("site", "registrar"): ("registrar", str),
     ("site", "registrar_ports"): ("registrar_ports", list),
     ("site", "stun_server"): ("stun_server", str),
+    ("site", "reflector"): ("reflector", str),
+    ("site", "provisioning_hosts"): ("provisioning_hosts", list),
+    ("nat", "budget"): ("nat_budget", float),
     ("scope", "networks"): ("networks", list),
     ("scope", "max_prefix"): ("max_prefix", int),
     ("discovery", "sip_ports"): ("sip_ports", list),
@@ -70,6 +85,9 @@ _SCHEMA: dict[tuple[str, str], tuple[str, type]] = {
     ("snmp", "communities"): ("snmp_communities", list),
     ("vendors", "default_logins"): ("default_logins", bool),
 }
+
+
+ZERO_OK = {"nat_budget"}  # 0 means "skip this test"
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:
@@ -122,7 +140,7 @@ def _apply(cfg: Config, data: dict[str, Any], p: Path) -> None:
                 value = float(value)
             if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
                 raise ConfigError(f"{p}: {section}.{key} must be of type {typ.__name__}")
-            if typ in (int, float) and value <= 0:
+            if typ in (int, float) and (value < 0 or (value == 0 and attr not in ZERO_OK)):
                 raise ConfigError(f"{p}: {section}.{key} must be positive")
             if attr.endswith("ports") and not all(
                 isinstance(v, int) and 0 < v < 65536 for v in value

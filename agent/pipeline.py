@@ -58,6 +58,11 @@ def _method_timeout(cfg: Config, targets: int) -> float:
     return cfg.mdns_window + 3 * cfg.timeout + targets / max(cfg.rate, 1) + 5
 
 
+def _budget(module: Any, cfg: Config, default: float) -> float:
+    budget = getattr(module, "budget", None)
+    return max(default, budget(cfg)) if budget else default
+
+
 def merge(sightings: list[Sighting]) -> list[Device]:
     """One device per IP; a MAC seen by any method is kept."""
     devices: dict[str, Device] = {}
@@ -112,10 +117,11 @@ async def run_diagnose(
     run = Runner(cfg.deadline)
     devices = await discover(cfg, networks, run)
     ctx = probes.Context(cfg, networks, devices)
+    default = 4 * cfg.timeout + 5
     results = await asyncio.gather(
         *(
-            run.step(f"probe.{name}", fn(ctx), 4 * cfg.timeout + 5, [])
-            for name, fn in probes.site_probes().items()
+            run.step(f"probe.{name}", mod.probe(ctx), _budget(mod, cfg, default), [])
+            for name, mod in probes.site_probes().items()
         )
     )
     facts: list[Fact] = [f for r in results for f in r]

@@ -34,6 +34,23 @@ table ip isp {
 """
 
 
+# An ISP box whose resolver stops answering: queries from the LAN are dropped.
+DNS_BROKEN_RULES = """
+table ip dnsbroken {
+  chain in { type filter hook input priority filter; iifname "lan0" udp dport 53 drop;
+             iifname "lan0" tcp dport 53 drop; }
+}
+"""
+
+# A router that forgets idle UDP mappings after 30 s (the guide asks at least 180 s).
+SHORT_NAT_SYSCTLS = MappingProxyType(
+    {
+        "net.netfilter.nf_conntrack_udp_timeout": "30",
+        "net.netfilter.nf_conntrack_udp_timeout_stream": "30",
+    }
+)
+
+
 @dataclass(frozen=True)
 class Scenario:
     """One office set-up. A fault on one phone names it by number (``fault_phone``, 1-based;
@@ -43,6 +60,8 @@ class Scenario:
     description: str
     available: bool = True
     router_rules: str = ""  # extra nftables ruleset for the router, on top of NAT_RULES
+    router_sysctls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    late_router_rules: str = ""  # nftables ruleset loaded once the office is up (a later fault)
     phones_register: bool = True  # whether `up` waits for the phones' registrations
     fault_phone: int = 0  # the phone with the fault (0: none)
     phone_state: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
@@ -75,7 +94,12 @@ SCENARIOS: dict[str, Scenario] = {
             router_rules=BLOCK_5060_RULES,
             phones_register=False,
         ),
-        Scenario("forwarding-left-on", "a line forwards every call away", available=False),
+        Scenario(
+            "forwarding-left-on",
+            "phone1 (Yealink SIP-T46S) forwards every call to 0612345678 (set on the phone)",
+            fault_phone=1,
+            phone_state=MappingProxyType({"forward": {"always": "0612345678"}}),
+        ),
         Scenario(
             "dnd-on",
             "phone2 (Cisco SPA504G) has do-not-disturb on: it rejects every call (486)",
@@ -88,14 +112,22 @@ SCENARIOS: dict[str, Scenario] = {
             fault_phone=3,
             wrong_password=True,
         ),
-        Scenario("short-nat-timeout", "the router forgets UDP mappings quickly", available=False),
+        Scenario(
+            "short-nat-timeout",
+            "the router forgets idle UDP mappings after 30 s (the guide asks at least 180 s)",
+            router_sysctls=SHORT_NAT_SYSCTLS,
+        ),
         Scenario(
             "outdated-firmware",
             "phone3 is a Gigaset N670 IP PRO on firmware 2.20.0 (catalogue minimum 2.26.0)",
             fault_phone=3,
             model="gigaset-n670ip-pro",
         ),
-        Scenario("dns-broken", "the LAN's DNS does not resolve the registrar", available=False),
+        Scenario(
+            "dns-broken",
+            "the router's DNS stops answering once the office is up",
+            late_router_rules=DNS_BROKEN_RULES,
+        ),
         Scenario(
             "duplicate-registration",
             "phone1's line is also registered by a second UA (Cisco/SPA504G) at 10.66.0.50",

@@ -9,13 +9,17 @@ from typing import Any
 
 from lab import netns, probes, ready, topology
 from lab.scenarios import Scenario
-from lab.services import avahi, coturn, dnsmasq, face, kamailio, phone, snmpd
+from lab.services import avahi, coturn, dnsmasq, face, kamailio, phone, reflector, snmpd
 from lab.state import Proc, State
 
 AGENT_CONFIG = f"""[site]
 registrar = "{kamailio.DOMAIN}"
 registrar_ports = [{", ".join(str(p) for p in kamailio.PORTS)}]
 stun_server = "{kamailio.DOMAIN}:{coturn.PORT}"
+reflector = "{reflector.NAME}"
+provisioning_hosts = ["{kamailio.DOMAIN}"]
+[nat]
+budget = 0  # the NAT lifetime test takes half a minute: lab tests ask for it explicitly
 [snmp]
 communities = ["{snmpd.COMMUNITY}"]
 """
@@ -49,7 +53,7 @@ def start(state: State, scenario: Scenario, timeout: float, progress: Progress) 
     (base / "agent.toml").write_text(agent_config(state))
     fault = scenario.fault_role(len(phones))
 
-    topology.build(ns, phones, scenario.router_rules, state.extra_uas)
+    topology.build(ns, phones, scenario.router_rules, state.extra_uas, scenario.router_sysctls)
     progress("topology built")
 
     prov_ip = topology.PROVIDER_IPS[0]
@@ -57,8 +61,14 @@ def start(state: State, scenario: Scenario, timeout: float, progress: Progress) 
     stun = _record(state, coturn.start(ns["prov"], topology.PROVIDER_IPS, base))
     dns = _record(
         state,
-        dnsmasq.start(ns["rtr"], topology.ROUTER_LAN_IP, {kamailio.DOMAIN: prov_ip}, base),
+        dnsmasq.start(
+            ns["rtr"],
+            topology.ROUTER_LAN_IP,
+            {kamailio.DOMAIN: prov_ip, reflector.NAME: topology.REFLECTOR_IP},
+            base,
+        ),
     )
+    refl = _record(state, reflector.start(ns["prov"], topology.REFLECTOR_IP, base))
     faces: list[tuple[dict[str, Any], Proc, str]] = []
     for ph in phones:
         if ph["offers"]["snmp"]:
@@ -107,9 +117,12 @@ def start(state: State, scenario: Scenario, timeout: float, progress: Progress) 
                 checks.append((f"registration {ph['role']}", _registered_check(state, ph["line"])))
         for ua in state.extra_uas:  # the line's phone and the extra UA: two bindings
             checks.append((f"registration {ua['role']}", _registered_check(state, ua["line"], 2)))
-    watched = [kam, stun, dns, *(p for _, p, _ in faces), *(p for _, p in sips)]
+    checks.append(("reflector", _sip_check(ns["prov"], topology.REFLECTOR_IP, 5060)))
+    watched = [kam, stun, dns, refl, *(p for _, p, _ in faces), *(p for _, p in sips)]
     watched += [p for _, p in webs]
     ready.wait(checks, watched, deadline)
+    if scenario.late_router_rules:
+        netns.nft(ns["rtr"], scenario.late_router_rules)
     progress("phones ready")
 
 

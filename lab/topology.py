@@ -10,13 +10,14 @@ non-urgent and the port stays down for about a second.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lab import netns
 from lab.scenarios import NAT_RULES
 
 PROVIDER_IPS = ("100.64.66.1", "100.64.66.3")
+REFLECTOR_IP = "100.64.66.4"  # the reflector (docs/reflector.md), apart from Kamailio's 5060
 ROUTER_WAN_IP = "100.64.66.2"
 ROUTER_LAN_IP = "10.66.0.1"
 AGENT_IP = "10.66.0.100"
@@ -34,6 +35,7 @@ def build(
     phones: Sequence[dict[str, Any]],
     router_rules: str,
     extras: Sequence[dict[str, Any]] = (),
+    router_sysctls: Mapping[str, str] | None = None,
 ) -> None:
     """Create the namespaces ``ns`` (role -> name, recorded by the caller); wire the office."""
     for role in roles(phones, extras):
@@ -44,7 +46,7 @@ def build(
         prov,
         [
             f"link add eth0 index 10 type veth peer name wan0 index 11 netns {rtr}",
-            *(f"addr add {a}/24 dev eth0" for a in PROVIDER_IPS),
+            *(f"addr add {a}/24 dev eth0" for a in (*PROVIDER_IPS, REFLECTOR_IP)),
             "link set eth0 up",
         ],
     )
@@ -87,6 +89,10 @@ def build(
         ],
     )
     netns.sysctl(rtr, "net.ipv4.ip_forward", "1")
+    # A router as the guide asks: replied UDP mappings kept 180 s (Linux's default is 120).
+    netns.sysctl(rtr, "net.netfilter.nf_conntrack_udp_timeout_stream", "180")
+    for key, value in (router_sysctls or {}).items():
+        netns.sysctl(rtr, key, value)
     netns.nft(rtr, NAT_RULES + router_rules)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 
 from agent.config import Config
 from agent.model import Device, Fact, ProbeError
@@ -25,13 +26,29 @@ class Context:
 Probe = Callable[[Context], Awaitable[list[Fact]]]
 
 
-def site_probes() -> dict[str, Probe]:
-    from agent.probes import device, firmware, identity, lan, registrar
+def site_probes() -> dict[str, ModuleType]:
+    """The probe modules, by name: each has ``probe(ctx)`` and may have ``budget(config)``
+    (how long it may take, when longer than the default)."""
+    from agent.probes import (
+        alg,
+        device,
+        dns,
+        firmware,
+        identity,
+        lan,
+        nat_lifetime,
+        registrar,
+        stun,
+    )
 
     return {
-        "identity": identity.probe,
-        "device": device.probe,
-        "firmware": firmware.probe,
-        "lan": lan.probe,
-        "registrar": registrar.probe,
+        "identity": identity,
+        "device": device,
+        "firmware": firmware,
+        "lan": lan,
+        "registrar": registrar,
+        "dns": dns,
+        "stun": stun,
+        "alg": alg,
+        "nat-lifetime": nat_lifetime,
     }

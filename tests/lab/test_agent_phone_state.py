@@ -45,6 +45,7 @@ def faulty(lab: Lab, scenario: str) -> str:
     "scenario, rule",
     [
         ("dnd-on", "dnd-on"),
+        ("forwarding-left-on", "forwarding-left-on"),
         ("wrong-password", "registration-auth-failed"),
         ("outdated-firmware", "firmware-outdated"),
     ],
