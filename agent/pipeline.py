@@ -118,13 +118,17 @@ async def run_diagnose(
     devices = await discover(cfg, networks, run)
     ctx = probes.Context(cfg, networks, devices)
     default = 4 * cfg.timeout + 5
-    results = await asyncio.gather(
-        *(
-            run.step(f"probe.{name}", mod.probe(ctx), _budget(mod, cfg, default), [])
-            for name, mod in probes.site_probes().items()
+    facts: list[Fact] = []
+    for phase in (1, 2):
+        results = await asyncio.gather(
+            *(
+                run.step(f"probe.{name}", mod.probe(ctx), _budget(mod, cfg, default), [])
+                for name, mod in probes.site_probes().items()
+                if getattr(mod, "PHASE", 1) == phase
+            )
         )
-    )
-    facts: list[Fact] = [f for r in results for f in r]
+        facts += [f for r in results for f in r]
+        ctx.facts = facts
     run.errors += ctx.errors
     facts += [Fact("site", k, v, "user") for k, v in (answers or {}).items()]
     rules, rule_errors = judge.load_all()

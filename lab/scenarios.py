@@ -62,6 +62,7 @@ class Scenario:
     router_rules: str = ""  # extra nftables ruleset for the router, on top of NAT_RULES
     router_sysctls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     late_router_rules: str = ""  # nftables ruleset loaded once the office is up (a later fault)
+    provider_keepalive: bool = True  # the registrar pings NATed phones every 15 s
     phones_register: bool = True  # whether `up` waits for the phones' registrations
     fault_phone: int = 0  # the phone with the fault (0: none)
     phone_state: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
@@ -114,8 +115,10 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "short-nat-timeout",
-            "the router forgets idle UDP mappings after 30 s (the guide asks at least 180 s)",
+            "the router forgets idle UDP mappings after 30 s (the guide asks at least 180 s);"
+            " the registrar sends no keep-alives, so phones become unreachable",
             router_sysctls=SHORT_NAT_SYSCTLS,
+            provider_keepalive=False,
         ),
         Scenario(
             "outdated-firmware",

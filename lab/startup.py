@@ -57,7 +57,10 @@ def start(state: State, scenario: Scenario, timeout: float, progress: Progress) 
     progress("topology built")
 
     prov_ip = topology.PROVIDER_IPS[0]
-    kam = _record(state, kamailio.start(ns["prov"], prov_ip, base, state.passwords))
+    kam = _record(
+        state,
+        kamailio.start(ns["prov"], prov_ip, base, state.passwords, scenario.provider_keepalive),
+    )
     stun = _record(state, coturn.start(ns["prov"], topology.PROVIDER_IPS, base))
     dns = _record(
         state,

@@ -52,16 +52,21 @@ def decode_tag(tag: str | None) -> tuple[str, int] | None:
         return None
 
 
-def build_options(target: tuple[str, int], local: tuple[str, int], transport: str = "UDP") -> bytes:
+def build_options(
+    target: tuple[str, int], local: tuple[str, int], transport: str = "UDP", uri: str | None = None
+) -> bytes:
+    """An OPTIONS to ``target``; ``uri`` (e.g. ``sip:1001@sip.ovh.net``) asks a proxy to
+    relay it to that address of record instead of answering itself."""
     ip, port = target
     lip, lport = local
+    uri = uri or f"sip:{ip}:{port}"
     branch = "z9hG4bK" + secrets.token_hex(8)
     lines = [
-        f"OPTIONS sip:{ip}:{port} SIP/2.0",
+        f"OPTIONS {uri} SIP/2.0",
         f"Via: SIP/2.0/{transport} {lip}:{lport};branch={branch};rport",
         "Max-Forwards: 70",
         f"From: <sip:phonediag@{lip}>;tag={encode_tag(ip, port)}",
-        f"To: <sip:{ip}:{port}>",
+        f"To: <{uri}>",
         f"Call-ID: {secrets.token_hex(12)}@{lip}",
         "CSeq: 1 OPTIONS",
         f"Contact: <sip:phonediag@{lip}:{lport}>",
@@ -214,3 +219,53 @@ def _source_ip_for(dest: str) -> str:
             return s.getsockname()[0]
         except OSError:
             return "0.0.0.0"
+
+
+class _FinalAnswer(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.answer: asyncio.Future[tuple[Response, tuple[str, int]]] = (
+            asyncio.get_running_loop().create_future()
+        )
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[override]
+        resp = parse_response(data)
+        if resp is not None and resp.code >= 200 and not self.answer.done():
+            self.answer.set_result((resp, (addr[0], addr[1])))
+
+    def error_received(self, exc: Exception) -> None:
+        pass
+
+
+async def options_to(
+    target: tuple[str, int], uri: str, local_ip: str = "0.0.0.0", timeout: float = 5.0
+) -> SipReply | None:
+    """One OPTIONS for ``uri`` sent to ``target`` (a proxy); its final answer, or None."""
+    loop = asyncio.get_running_loop()
+    start = time.monotonic()
+    transport, proto = await loop.create_datagram_endpoint(_FinalAnswer, local_addr=(local_ip, 0))
+    try:
+        lip, lport = transport.get_extra_info("sockname")[:2]
+        if lip == "0.0.0.0":
+            lip = _source_ip_for(target[0])
+        request = build_options(target, (lip, lport), uri=uri)
+        for wait in (0.5, 1.0, 2.0, 4.0):  # UDP retransmits (RFC 3261 timer E)
+            transport.sendto(request, target)
+            with contextlib.suppress(TimeoutError):
+                resp, source = await asyncio.wait_for(
+                    asyncio.shield(proto.answer),
+                    min(wait, max(0.0, timeout - (time.monotonic() - start))),
+                )
+                return SipReply(
+                    target,
+                    source,
+                    "udp",
+                    resp.code,
+                    resp.phrase,
+                    (time.monotonic() - start) * 1000,
+                    _headers(resp),
+                )
+            if time.monotonic() - start >= timeout:
+                break
+        return None
+    finally:
+        transport.close()

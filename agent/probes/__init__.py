@@ -21,6 +21,7 @@ class Context:
     networks: list[ScopedNetwork]
     devices: list[Device]
     errors: list[ProbeError] = field(default_factory=list)  # per-device failures
+    facts: list[Fact] = field(default_factory=list)  # phase 1's facts, for PHASE = 2 probes
 
 
 Probe = Callable[[Context], Awaitable[list[Fact]]]
@@ -28,13 +29,15 @@ Probe = Callable[[Context], Awaitable[list[Fact]]]
 
 def site_probes() -> dict[str, ModuleType]:
     """The probe modules, by name: each has ``probe(ctx)`` and may have ``budget(config)``
-    (how long it may take, when longer than the default)."""
+    (how long it may take, when longer than the default) and ``PHASE = 2`` (runs after
+    the others, with their facts in ``ctx.facts``)."""
     from agent.probes import (
         alg,
         device,
         dns,
         firmware,
         identity,
+        inbound,
         lan,
         nat_lifetime,
         registrar,
@@ -51,4 +54,5 @@ def site_probes() -> dict[str, ModuleType]:
         "stun": stun,
         "alg": alg,
         "nat-lifetime": nat_lifetime,
+        "inbound": inbound,
     }

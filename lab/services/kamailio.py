@@ -21,19 +21,21 @@ def ctl_socket(state_dir: Path) -> Path:
     return state_dir / "kamailio_ctl"
 
 
-def render(ip: str, ctl: Path, passwords: dict[str, str]) -> str:
-    """Kamailio configuration for one lab."""
+def render(ip: str, ctl: Path, passwords: dict[str, str], keepalive: bool = True) -> str:
+    """Kamailio configuration for one lab (``keepalive``: OPTIONS to NATed phones every 15 s)."""
     users = "\n".join(f'\t$sht(users=>{line}) = "{pw}";' for line, pw in sorted(passwords.items()))
     return string.Template(TEMPLATE.read_text()).substitute(
-        ip=ip, domain=DOMAIN, ctl=str(ctl), users=users
+        ip=ip, domain=DOMAIN, ctl=str(ctl), users=users, natping=15 if keepalive else 0
     )
 
 
-def start(ns: str, ip: str, state_dir: Path, passwords: dict[str, str]) -> Proc:
+def start(
+    ns: str, ip: str, state_dir: Path, passwords: dict[str, str], keepalive: bool = True
+) -> Proc:
     """Write the config (owner-only: it holds the passwords) and start Kamailio in foreground."""
     cfg = state_dir / "kamailio.cfg"
     cfg.touch(mode=0o600)
-    cfg.write_text(render(ip, ctl_socket(state_dir), passwords))
+    cfg.write_text(render(ip, ctl_socket(state_dir), passwords, keepalive))
     argv = ["kamailio", "-DD", "-E", "-m", "32", "-M", "4", "-f", str(cfg)]
     return procs.spawn("kamailio", "prov", ns, argv, state_dir / "logs" / "kamailio.log")
 

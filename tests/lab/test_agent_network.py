@@ -63,3 +63,28 @@ def test_dns_broken_is_the_root_cause():
     assert report["findings"][0]["rule"] == "dns-failure"  # root cause first
     assert report["site"]["dns.provisioning.resolves"] is False
     assert rc == 1
+
+
+def test_inbound_path_yes_in_healthy_no_once_the_short_nat_forgot_the_phone():
+    import time
+
+    def inbound(report: dict) -> dict[str, object]:
+        return {
+            f["subject"]: f["value"]
+            for f in report["facts"]
+            if f["key"] == "line.reachable_inbound"
+        }
+
+    with Lab.up("healthy") as lab:
+        _rc, report = diagnose(lab)
+        phones = {p["ip"] for p in lab.phones}
+    assert inbound(report) == dict.fromkeys(phones, True), inbound(report)
+    assert "inbound-unreachable" not in {f["rule"] for f in report["findings"]}
+
+    with Lab.up("short-nat-timeout") as lab:
+        time.sleep(36)  # the phones registered at boot; their mappings expire after 30 s idle
+        _rc, report = diagnose(lab)
+        phones = {p["ip"] for p in lab.phones}
+    assert inbound(report) == dict.fromkeys(phones, False), inbound(report)
+    found = {f["device"] for f in report["findings"] if f["rule"] == "inbound-unreachable"}
+    assert found == phones
