@@ -103,3 +103,14 @@ def test_bad_credentials_refused(tmp_path):
     f.write_text('[[credentials]]\nuser = "x"\n')
     with pytest.raises(config.ConfigError, match="credentials #1"):
         config.load(f)
+
+
+def test_the_readme_configuration_example_is_valid(tmp_path):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("### Configuration", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
+    f = tmp_path / "readme.toml"
+    f.write_text(block)
+    cfg = config.load(f)
+    assert cfg.reflector and cfg.credentials[0].vendor == "yealink"
