@@ -40,6 +40,17 @@ class Reply:
     def text(self) -> str:
         return self.body.decode("utf-8", errors="replace")
 
+    def date(self) -> float | None:
+        """The ``Date`` header as epoch seconds (a phone's clock), or None."""
+        import email.utils
+        from datetime import UTC
+
+        try:
+            when = email.utils.parsedate_to_datetime(self.headers.get("date", ""))
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
     def json(self) -> Any:
         """The body as JSON; :class:`HttpError` when it is not (HTML instead, say)."""
         try:

@@ -25,10 +25,8 @@ tests/snmpsim/grandstream-ht_ht802.snmprec).
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import hashlib
 from collections.abc import Callable
-from datetime import UTC
 from typing import Any, Protocol
 
 from agent.net.http import HttpError, LockedOut, Reply, Session
@@ -131,14 +129,6 @@ def _json(reply: Reply) -> dict[str, Any]:
     return data
 
 
-def _date(reply: Reply) -> float | None:
-    try:
-        when = email.utils.parsedate_to_datetime(reply.headers.get("date", ""))
-        return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-
-
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -188,7 +178,7 @@ async def read_http(http: Session, now: float, why: list[str]) -> dict[str, Any]
     out: dict[str, Any] = {}
     headers = {"Referer": f"{http.base()}/", "Origin": http.base()}  # newer firmware wants them
     sid, reply = await login(http, headers)
-    when = _date(reply) if reply is not None else None
+    when = reply.date() if reply is not None else None
     if when is not None:
         out["phone.clock_skew_s"] = clock_skew(when, now)
     if sid is None:

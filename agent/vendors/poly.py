@@ -27,9 +27,7 @@ internal/phoneclient; TPx-CPE-Engineering/itest-automation d_polycom/poly.py).
 
 from __future__ import annotations
 
-import email.utils
 import re
-from datetime import UTC
 from typing import Any
 
 from agent.net.http import HttpError, LockedOut, Reply, Session
@@ -96,7 +94,7 @@ class Poly:
             raise HttpError(f"{reply.url}: HTTP 404 (REST API off: apps.restapi.enabled=0)")
         out: dict[str, Any] = {}
         why: list[str] = []  # what could not be read, said when nothing could
-        phone_time = _date(reply)
+        phone_time = reply.date()
         if phone_time is not None:
             out["phone.clock_skew_s"] = clock_skew(phone_time, ctx.now)
 
@@ -125,14 +123,6 @@ class Poly:
 
 class Refused(HttpError):
     """The phone refuses the REST API to these logins (wrong ones, or the factory password)."""
-
-
-def _date(reply: Reply) -> float | None:
-    try:
-        when = email.utils.parsedate_to_datetime(reply.headers.get("date", ""))
-        return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
 
 
 def envelope(reply: Reply) -> tuple[str, Any]:

@@ -27,11 +27,9 @@ IssabelFoundation/endpointconfig2 .../vendor/Snom.py).
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import html
 import ipaddress
 import re
-from datetime import UTC
 from typing import Any
 
 from agent.net.http import HttpError, LockedOut, Reply, Session
@@ -95,14 +93,9 @@ async def _get(http: Session, path: str) -> Reply:
 
 
 def _clock(reply: Reply, now: float, out: dict[str, Any]) -> None:
-    if "phone.clock_skew_s" in out:
-        return
-    try:
-        when = email.utils.parsedate_to_datetime(reply.headers.get("date", ""))
-        when = when if when.tzinfo else when.replace(tzinfo=UTC)
-        out["phone.clock_skew_s"] = clock_skew(when.timestamp(), now)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        pass
+    when = reply.date()
+    if "phone.clock_skew_s" not in out and when is not None:
+        out["phone.clock_skew_s"] = clock_skew(when, now)
 
 
 # ------------------------------------------------------------------ /settings.xml

@@ -24,12 +24,10 @@ CreatePhoneInfo/GetAccountInfo in AdamBear/sipphone; UrielCh/yealink ts/Yealink.
 from __future__ import annotations
 
 import base64
-import email.utils
 import html
 import json
 import re
 import secrets
-from datetime import UTC
 from typing import Any
 
 from agent.config import Credential
@@ -63,7 +61,7 @@ class Yealink:
         out: dict[str, Any] = {}
         why: list[str] = []  # what could not be read, said when nothing could
         reply = await http.get(ACTION_URI)
-        phone_time = _date(reply)
+        phone_time = reply.date()
         if phone_time is not None:
             out["phone.clock_skew_s"] = clock_skew(phone_time, ctx.now)
         if reply.status == 200:
@@ -82,14 +80,6 @@ class Yealink:
         if len(out) <= ("phone.clock_skew_s" in out):
             raise HttpError(f"{http.ip}: nothing readable ({'; '.join(why)})")
         return out
-
-
-def _date(reply: Reply) -> float | None:
-    try:
-        when = email.utils.parsedate_to_datetime(reply.headers.get("date", ""))
-        return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
 
 
 # ------------------------------------------------------------------ Action URI
