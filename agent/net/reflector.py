@@ -24,10 +24,10 @@ import sys
 import time
 from dataclasses import dataclass
 
-from sipmessage import Message, Request
+from sipmessage import Request
 from sipmessage.message import COMPACT_FORMS
 
-from agent.net.sip import USER_AGENT, parse_response
+from agent.net.sip import USER_AGENT, parse_message, parse_response
 
 # ---------------------------------------------------------------- wire format (contract)
 
@@ -58,14 +58,7 @@ def parse_request(data: bytes) -> Request | None:
     ends the headers (a UDP datagram holding only a request line and headers).
     None for anything else: no ``METHOD uri SIP/2.0`` line, undecodable headers.
     """
-    head, sep, body = data.partition(b"\r\n\r\n")
-    if not sep:
-        head, sep, body = data.partition(b"\n\n")
-    head = head.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-    try:
-        msg = Message.parse(head + b"\r\n\r\n" + body)
-    except (ValueError, KeyError, IndexError, UnicodeDecodeError):
-        return None
+    msg = parse_message(data)
     if not isinstance(msg, Request) or not _METHOD.fullmatch(msg.method):
         return None
     return msg

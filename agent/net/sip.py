@@ -79,16 +79,22 @@ def build_options(
     return "\r\n".join(lines).encode()
 
 
-def parse_response(data: bytes) -> Response | None:
-    """Parse a SIP response, tolerating LF-only line ends; None for anything else."""
+def parse_message(data: bytes) -> Message | None:
+    """Parse a SIP message, tolerating LF-only line ends and a missing blank line after
+    the headers; None for anything that is not SIP."""
     head, sep, body = data.partition(b"\r\n\r\n")
     if not sep:
         head, sep, body = data.partition(b"\n\n")
     head = head.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     try:
-        msg = Message.parse(head + b"\r\n\r\n" + body)
+        return Message.parse(head + b"\r\n\r\n" + body)
     except (ValueError, KeyError, IndexError, UnicodeDecodeError):
         return None
+
+
+def parse_response(data: bytes) -> Response | None:
+    """Parse a SIP response (see :func:`parse_message`); None for anything else."""
+    msg = parse_message(data)
     return msg if isinstance(msg, Response) else None
 
 
