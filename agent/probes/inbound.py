@@ -3,7 +3,9 @@ sent to the registrar, must be relayed to the phone and answered by it, back thr
 NAT and any ALG, without ringing it. What no peer tool does.
 
 Runs after the device probe (``PHASE = 2``): it needs each phone's SIP account. When the
-registrar answers OPTIONS itself instead of relaying them, the result is unknown.
+registrar answers OPTIONS itself instead of relaying them, the result is unknown. The
+registrar's answer also tells whether it holds a registration for the line
+(``line.registered``: 404/480 no; relayed, or 408 after trying, yes).
 """
 
 from __future__ import annotations
@@ -71,9 +73,16 @@ async def probe(ctx: Context) -> list[Fact]:
     target = (addrs[0], port)
     agents = {d.ip: d.evidence.get("sip", {}).get("agent") for d in ctx.devices}
 
-    async def one(ip: str, account: str) -> Fact:
+    async def one(ip: str, account: str) -> list[Fact]:
         reply = await sip.options_to(target, f"sip:{account}", timeout=WAIT)
         value, why = _verdict(agents.get(ip), reply)
-        return Fact(ip, KEY, value, SRC, f"OPTIONS sip:{account} via {target[0]}:{port}: {why}")
+        evidence = f"OPTIONS sip:{account} via {target[0]}:{port}: {why}"
+        facts = [Fact(ip, KEY, value, SRC, evidence)]
+        if reply is not None and reply.code in (404, 480):
+            facts.append(Fact(ip, "line.registered", False, SRC, evidence))
+        elif reply is not None and (reply.code == 408 or value is True):
+            facts.append(Fact(ip, "line.registered", True, SRC, evidence))
+        return facts
 
-    return list(await asyncio.gather(*(one(ip, acc) for ip, acc in accounts.items())))
+    results = await asyncio.gather(*(one(ip, acc) for ip, acc in accounts.items()))
+    return [f for r in results for f in r]
