@@ -41,6 +41,7 @@ def site_probes() -> dict[str, ModuleType]:
         lan,
         nat_lifetime,
         registrar,
+        rtp,
         stun,
     )
 
@@ -54,5 +55,6 @@ def site_probes() -> dict[str, ModuleType]:
         "stun": stun,
         "alg": alg,
         "nat-lifetime": nat_lifetime,
+        "rtp": rtp,
         "inbound": inbound,
     }

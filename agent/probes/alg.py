@@ -33,8 +33,10 @@ def _free_port(local_ip: str, port: int) -> int:
     return port
 
 
-async def _one(host: str, port: int, method: str, local_ip: str, timeout: float):
-    local_port = _free_port(local_ip, SIP_PORT)
+async def _one(
+    host: str, port: int, method: str, local_ip: str, timeout: float, from_5060: bool = True
+):
+    local_port = _free_port(local_ip, SIP_PORT) if from_5060 else 0
     if local_port == 0:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.bind((local_ip, 0))
@@ -60,9 +62,17 @@ async def probe(ctx: Context) -> list[Fact]:
     local_ip = _source_ip_for(host)
     results = []
     # One at a time: the requests share local port 5060, as a phone's would.
-    for method, port in (("REGISTER", SIP_PORT), ("INVITE", SIP_PORT), ("OPTIONS", CONTROL_PORT)):
+    # From 5060 as phones send, then from another port (some ALGs only watch the source
+    # port), then to a port no ALG inspects, as a control.
+    plan = (
+        ("REGISTER", SIP_PORT, True),
+        ("INVITE", SIP_PORT, True),
+        ("REGISTER", SIP_PORT, False),
+        ("OPTIONS", CONTROL_PORT, True),
+    )
+    for method, port, from_5060 in plan:
         with contextlib.suppress(OSError, ValueError):
-            results.append(await _one(host, port, method, local_ip, ctx.config.timeout))
+            results.append(await _one(host, port, method, local_ip, ctx.config.timeout, from_5060))
         await asyncio.sleep(0)
     seen = [(m, p, g) for m, p, g in results if g is not None and p == SIP_PORT]
     if not seen:

@@ -32,6 +32,7 @@ def test_healthy_office_none_of_the_network_findings():
     assert site["nat.udp_timeout_min_s"] == 32.0  # every mapping in the budget survived
     assert site["nat.udp_timeout_s"] is None  # so no lifetime was measured: no verdict
     assert site["dns.provisioning.resolves"] is True
+    assert site["net.rtp.reachable"] is True  # UDP 30000 towards the reflector answered
 
 
 def test_sip_alg_rewrites_are_shown_as_the_far_side_saw_them():
