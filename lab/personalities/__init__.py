@@ -22,10 +22,12 @@ The state file (``<lab state>/<role>/phone-state.json``) holds::
 
 from __future__ import annotations
 
+import email.utils
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,29 @@ class Response:
 
 
 RegistrationReader = Callable[[], dict[str, Any]]
+Handler = Callable[["Request", "Phone"], "Response"]
+
+
+def dated(handler: Handler) -> Handler:
+    """Give every answer a ``Date`` header from the phone's own clock (as real phones do),
+    unless the face set one."""
+
+    def handle(req: Request, phone: Phone) -> Response:
+        resp = handler(req, phone)
+        resp.headers.setdefault("Date", email.utils.formatdate(phone.now(), usegmt=True))
+        return resp
+
+    return handle
+
+
+def local_time(epoch: float) -> datetime:
+    """``epoch`` in the lab phones' time zone (Europe/Paris; standard time without tzdata)."""
+    try:
+        from zoneinfo import ZoneInfo
+
+        return datetime.fromtimestamp(epoch, ZoneInfo("Europe/Paris"))
+    except Exception:  # no tz database here: standard time
+        return datetime.fromtimestamp(epoch, timezone(timedelta(hours=1)))
 
 
 class Phone:

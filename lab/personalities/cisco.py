@@ -17,26 +17,17 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
-from lab.personalities import Phone, Request, Response
+from lab.personalities import Phone, Request, Response, local_time
 from lab.personalities.auth import basic_challenge, basic_ok
 
 TIME_ZONE = "GMT+01:00"  # a French office; daylight saving as the EU rule below
 DST_RULE = "start=3/-1/7/2;end=10/-1/7/3;save=1"
 _ATA = re.compile(r"^(SPA1\d\d|SPA2\d\d|ATA)", re.I)
 _LOGIN = re.compile(r"&xuser=(?P<u>.*?)&xpassword=(?P<p>.*)$")
-
-
-def _local(epoch: float) -> datetime:
-    try:
-        from zoneinfo import ZoneInfo
-
-        return datetime.fromtimestamp(epoch, ZoneInfo("Europe/Paris"))
-    except Exception:  # no tz database here: standard time
-        return datetime.fromtimestamp(epoch, timezone(timedelta(hours=1)))
 
 
 def _stamp(t: datetime) -> str:
@@ -89,14 +80,14 @@ def _status(phone: Phone, model: str, ata: bool) -> str:
     if reg.get("registered"):
         state, period = "Registered", max(expires // 2, 1)
         since = int(now) % period
-        last, nxt = _stamp(_local(now - since)), f"{period - since} s"
+        last, nxt = _stamp(local_time(now - since)), f"{period - since} s"
     else:
         state = "Failed" if reg.get("status") else "Not Registered"
         last, nxt = "0/0/0 00:00:00", ""
     rows = [
         ("Product_Name", model),
         ("Software_Version", s.get("firmware", "")),
-        ("Current_Time", _stamp(_local(now))),
+        ("Current_Time", _stamp(local_time(now))),
         ("Hook_State_1_", "On"),
         ("Registration_State", state),
         ("Last_Registration_At", last),

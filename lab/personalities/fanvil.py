@@ -24,9 +24,8 @@ import re
 import secrets
 import threading
 import time
-from datetime import datetime, timedelta, timezone
 
-from lab.personalities import Phone, Request, Response
+from lab.personalities import Phone, Request, Response, local_time
 from lab.personalities.auth import basic_challenge, basic_ok, digest_challenge, digest_ok
 
 REALM = "VoIP Phone"
@@ -130,15 +129,6 @@ _FRAMESET = (
 )
 
 
-def _local(epoch: float) -> datetime:
-    try:
-        from zoneinfo import ZoneInfo
-
-        return datetime.fromtimestamp(epoch, ZoneInfo("Europe/Paris"))
-    except Exception:  # no tz database here: standard time
-        return datetime.fromtimestamp(epoch, timezone(timedelta(hours=1)))
-
-
 def _line_status(phone: Phone) -> str:
     reg = phone.registration()
     if not phone.state.get("line"):
@@ -155,7 +145,7 @@ def _information(phone: Phone) -> str:
         ("MODEL", "Model", st.get("model", "")),
         ("HWVER", "Hardware Version", "1.0"),
         ("SWVER", "Software Version", st.get("firmware", "")),
-        ("SYSTIME", "System Time", f"{_local(phone.now()):%Y-%m-%d %H:%M:%S}"),
+        ("SYSTIME", "System Time", f"{local_time(phone.now()):%Y-%m-%d %H:%M:%S}"),
         ("NETMODE", "Network Mode", "DHCP"),
         ("MAC", "MAC", st.get("mac", "")),
         ("IP", "IP", st.get("ip", "")),

@@ -21,7 +21,6 @@ Sources: tests/unit/vendors/data/grandstream/SOURCES.md.
 
 from __future__ import annotations
 
-import email.utils
 import hmac
 import html
 import math
@@ -30,19 +29,13 @@ import secrets
 import threading
 import time
 
-from lab.personalities import Phone, Request, Response
+from lab.personalities import Phone, Request, Response, dated
 
 LIMIT, LOCK_S = 5, 15 * 60  # P28117, P1683 defaults of the HT80x template
 PUBLIC = {"phone_model", "vendor_fullname", "Pipv4", "P67"}
 _SESSIONS: dict[str, str] = {}  # sid -> the phone's state file
 _FAILS: dict[str, tuple[int, float]] = {}  # state file -> (failures, locked until)
 _LOCK = threading.Lock()  # the lab server answers from several threads
-
-
-def handle(req: Request, phone: Phone) -> Response:
-    resp = _handle(req, phone)
-    resp.headers.setdefault("Date", email.utils.formatdate(phone.now(), usegmt=True))
-    return resp
 
 
 def _handle(req: Request, phone: Phone) -> Response:
@@ -66,6 +59,9 @@ def _handle(req: Request, phone: Phone) -> Response:
         title = "<head><title>Grandstream Device Configuration</title></head>"
         return Response.text(f"<html>{title}<body><div id='model'>{model}</div></body></html>")
     return Response.not_found()
+
+
+handle = dated(_handle)
 
 
 def _session(req: Request, params: dict[str, str], phone: Phone) -> bool:

@@ -16,12 +16,11 @@ it ("Poly UC Software REST API Reference Manual"), behind HTTP Basic with the ad
 
 from __future__ import annotations
 
-import email.utils
 import json
 from collections.abc import Callable
 from typing import Any
 
-from lab.personalities import Phone, Request, Response
+from lab.personalities import Phone, Request, Response, dated
 from lab.personalities.auth import basic_challenge, basic_ok
 
 FACTORY_PASSWORD = "456"  # ovh-guides.md §4.2 (IP5000: Polycom / 456)
@@ -33,12 +32,6 @@ FORWARD = {  # forwarding kind -> (status parameter, contact parameter)
     "busy": ("reg.1.fwd.busy.status", "reg.1.fwd.busy.contact"),
     "noanswer": ("reg.1.fwd.noanswer.status", "reg.1.fwd.noanswer.contact"),
 }
-
-
-def handle(req: Request, phone: Phone) -> Response:
-    resp = _handle(req, phone)
-    resp.headers.setdefault("Date", email.utils.formatdate(phone.now(), usegmt=True))
-    return resp
 
 
 def _handle(req: Request, phone: Phone) -> Response:
@@ -53,6 +46,9 @@ def _handle(req: Request, phone: Phone) -> Response:
     if password == FACTORY_PASSWORD:
         return _envelope("4010")
     return route(req, phone)
+
+
+handle = dated(_handle)
 
 
 def _envelope(status: str, data: Any = None, **extra: Any) -> Response:

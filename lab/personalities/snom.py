@@ -17,22 +17,15 @@ paths: 404. Every answer carries ``Date`` from the phone's clock.
 
 from __future__ import annotations
 
-import email.utils
 import html
 
-from lab.personalities import Phone, Request, Response
+from lab.personalities import Phone, Request, Response, dated
 from lab.personalities.auth import basic_challenge, basic_ok, digest_challenge, digest_ok
 
 REALM = "snom"
 PATHS = ("/", "/index.htm", "/settings.xml", "/info.htm", "/dummy.htm")
 KINDS = {"all": "always", "busy": "busy", "time": "noanswer"}  # Snom's name -> state's
 ON = ("on", "true", "1")
-
-
-def handle(req: Request, phone: Phone) -> Response:
-    resp = _handle(req, phone)
-    resp.headers.setdefault("Date", email.utils.formatdate(phone.now(), usegmt=True))
-    return resp
 
 
 def _handle(req: Request, phone: Phone) -> Response:
@@ -50,6 +43,9 @@ def _handle(req: Request, phone: Phone) -> Response:
         return Response.text("<html><body></body></html>")
     model = html.escape(_model(phone))
     return Response.text(f"<HTML><HEAD><TITLE>snom {model}</TITLE></HEAD><BODY></BODY></HTML>")
+
+
+handle = dated(_handle)
 
 
 def _authorized(req: Request, phone: Phone) -> bool:

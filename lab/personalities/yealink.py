@@ -15,7 +15,6 @@ Every answer carries ``Date`` from the phone's clock. Sources: tests/unit/vendor
 from __future__ import annotations
 
 import base64
-import email.utils
 import fnmatch
 import html
 import json
@@ -23,19 +22,13 @@ import re
 import secrets
 import threading
 
-from lab.personalities import Phone, Request, Response
+from lab.personalities import Phone, Request, Response, dated
 from lab.personalities.auth import basic_challenge, basic_ok
 
 LOGIN_FORM = "/servlet?m=mod_listener&p=login&q=loginForm&jumpto=status"
 _SESSIONS: dict[str, bool] = {}  # JSESSIONID -> logged in
 _KEY: list = []  # the web UI's RSA private key (made on first use)
 _LOCK = threading.Lock()  # the lab server answers from several threads
-
-
-def handle(req: Request, phone: Phone) -> Response:
-    resp = _handle(req, phone)
-    resp.headers.setdefault("Date", email.utils.formatdate(phone.now(), usegmt=True))
-    return resp
 
 
 def _handle(req: Request, phone: Phone) -> Response:
@@ -55,6 +48,9 @@ def _handle(req: Request, phone: Phone) -> Response:
         return Response(302, {"Location": LOGIN_FORM})
     page = _PAGES.get(q.get("p", "")) if q.get("m") == "mod_data" and q.get("q") == "load" else None
     return Response.text(page(phone)) if page else Response.not_found()
+
+
+handle = dated(_handle)
 
 
 def _session(req: Request) -> str | None:
