@@ -70,6 +70,7 @@ def cmd_up(scenario: str, count: int) -> int:
             f"  line {ph['line']}"
         )
     print(f"agent config: {lab.config_path}")
+    print(f"provider API: {lab.api_endpoint} (billing account {lab.api_account})")
     print("try: .venv/bin/python -m lab run -- phonediag discover")
     return 0
 

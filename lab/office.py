@@ -17,7 +17,7 @@ from typing import Any
 
 from lab import netns, procs, scenarios, startup, topology
 from lab.phones import admin_secret, make_extra_ua, make_phones
-from lab.services import face, kamailio, phone
+from lab.services import face, kamailio, ovhapi, phone
 from lab.state import ROOT, State, check_instance, instance_from_env, state_dir
 
 KEEP_LOGS_ENV = "PHONEDIAG_LAB_KEEP_LOGS"
@@ -77,6 +77,7 @@ class Lab:
         state.namespaces = {r: f"{state.prefix}-{r}" for r in roles}
         state.passwords = {p["line"]: secrets.token_hex(8) for p in truth}
         state.admin_passwords = {p["role"]: admin_secret(p) for p in [*truth, *state.extra_uas]}
+        state.api = startup.api_account(truth)
         state.save()
         lab = cls(state)
         try:
@@ -169,6 +170,27 @@ class Lab:
         return [dict(u) for u in self.state.extra_uas]
 
     @property
+    def api_account(self) -> str:
+        """The billing account of the office's lines at the OVHcloud API stand-in."""
+        return next(iter(self.state.api["billing_accounts"]))
+
+    @property
+    def api_credentials(self) -> dict[str, str]:
+        """The API credential the agent is configured with: application_key,
+        application_secret, consumer_key (and the rules it was granted)."""
+        return dict(self.state.api["credentials"][0])
+
+    @property
+    def api_endpoint(self) -> str:
+        """The API stand-in's endpoint, as the agent's config names it."""
+        return ovhapi.ENDPOINT
+
+    @property
+    def api_ca_file(self) -> Path:
+        """The CA that signed the API stand-in's certificate (the agent's ``ca_file``)."""
+        return ovhapi.ca_file(self.state.dir)
+
+    @property
     def config_path(self) -> Path:
         """The agent configuration file (PHONEDIAG_CONFIG)."""
         return self.state.dir / "agent.toml"
@@ -256,6 +278,58 @@ class Lab:
         if line is None:
             raise LabError(f"no phone {callee!r}")
         return phone.call(self.ns(caller), f"sip:{line}@{kamailio.DOMAIN}", timeout=timeout)
+
+    def dial(self, role: str, digits: str, timeout: float = 10.0) -> list[str]:
+        """Dial ``digits`` (a number or a feature code such as ``*21*0612345678#``) from
+        ``role``'s real SIP UA, as its user would; return its baresip event types."""
+        return [str(e.get("type")) for e in self.dial_events(role, digits, timeout)]
+
+    def dial_events(self, role: str, digits: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Like ``dial``, with baresip's whole events: CALL_CLOSED's ``param`` is the final
+        answer, e.g. "603 Renvoi immediat active vers 0612345678" for a feature code.
+
+        baresip sends the digits as they are in the R-URI user (``sip:*21*0612345678#@…``, the
+        '#' unescaped); write ``%23`` for the escaped form most desk phones send. The
+        registrar accepts both."""
+        return phone.call_events(self.ns(role), f"sip:{digits}@{kamailio.DOMAIN}", timeout)
+
+    def incoming_calls(self, role: str) -> list[dict[str, Any]]:
+        """The calls whose INVITE reached ``role``'s SIP UA since its controller started, oldest
+        first: dicts with time, peer (the caller's URI), id (baresip's call id) and first (the
+        call's first baresip event). A call diverted at the provider is not there."""
+        self._phone_or_extra(role)
+        found = face.incoming_calls(self.ns(role))
+        if found is None:
+            raise LabError(f"{role}'s controller did not answer")
+        return found
+
+    def pstn_calls(self) -> list[dict[str, Any]]:
+        """The calls that reached the PSTN gateway (from its SIP trace), oldest first: dicts
+        with called_number, from, to (the line called first), diversion, call_id, status
+        (its final answer, 200 once it picked up; None while ringing)."""
+        log = phone.log_path(self.state.dir, phone.PSTN_ROLE)
+        try:
+            text = log.read_text(errors="replace")
+        except FileNotFoundError:
+            return []
+        return phone.incoming_invites(text)
+
+    def line_options(self, line: str) -> dict[str, str]:
+        """The line's options at the provider (the registrar's ``opts``, shared with the API
+        stand-in): LineOptions field -> "true"/"false"/value; absent fields are defaults."""
+        return kamailio.line_options(self.state.dir, line)
+
+    def set_line_option(self, line: str, name: str, value: str | bool) -> None:
+        """Set one of the line's options at the provider, as the OVHcloud API does."""
+        kamailio.set_line_option(self.state.dir, line, name, value)
+
+    def last_registrations(self, line: str) -> list[dict[str, str]]:
+        """The registrar's record of the line's REGISTERs (htable ``regs``), oldest first."""
+        return kamailio.last_registrations(self.state.dir, line)
+
+    def _phone_or_extra(self, role: str) -> dict[str, Any]:
+        found = next((u for u in self.state.extra_uas if u["role"] == role), None)
+        return found if found is not None else self._phone(role)
 
 
 def _make_state_dir(instance: str) -> None:

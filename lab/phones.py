@@ -90,6 +90,9 @@ def _phone(i: int, model_spec: dict[str, Any]) -> dict[str, Any]:
         "mdns": spec.get("mdns"),
         "provisioning_url": spec.get("provisioning_url", ""),
         "admin_secret": spec.get("admin_secret", "password"),
+        "ovh_brand": spec["ovh_brand"],
+        "ovh_description": spec["ovh_description"],
+        "ovh_maxline": spec["ovh_maxline"],
     }
 
 

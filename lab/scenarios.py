@@ -69,6 +69,12 @@ class Scenario:
     wrong_password: bool = False  # its baresip has a wrong SIP password: 401, never registers
     model: str = ""  # it is this model (phones.toml id) instead of the cycle's
     duplicate_ua: str = ""  # a second SIP UA of this model registers its line (right password)
+    # Feature codes (ovh-guides.md §6) its real SIP UA dials once the office is up, in order;
+    # the provider's registrar applies them to its line, as OVHcloud's platform does.
+    dial_codes: tuple[str, ...] = ()
+    # What the registrar must then hold for its line (htable opts: LineOptions field ->
+    # value); `up` fails otherwise.
+    line_options: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def fault_index(self, count: int) -> int:
         """Number (1-based) of the faulty phone in an office of ``count`` phones; 0: none."""
@@ -97,9 +103,13 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "forwarding-left-on",
-            "phone1 (Yealink SIP-T46S) forwards every call to 0612345678 (set on the phone)",
+            "phone1 (Yealink SIP-T46S) dialled *21*0612345678#: the provider forwards its"
+            " line's calls to 0612345678, the phone never rings",
             fault_phone=1,
-            phone_state=MappingProxyType({"forward": {"always": "0612345678"}}),
+            dial_codes=("*21*0612345678#",),
+            line_options=MappingProxyType(
+                {"forwardUnconditional": "true", "forwardUnconditionalNumber": "0612345678"}
+            ),
         ),
         Scenario(
             "dnd-on",

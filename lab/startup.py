@@ -9,7 +9,7 @@ from typing import Any
 
 from lab import netns, probes, ready, topology
 from lab.scenarios import Scenario
-from lab.services import avahi, coturn, dnsmasq, face, kamailio, phone, reflector, snmpd
+from lab.services import avahi, coturn, dnsmasq, face, kamailio, ovhapi, phone, reflector, snmpd
 from lab.state import Proc, State
 
 AGENT_CONFIG = f"""[site]
@@ -25,17 +25,55 @@ communities = ["{snmpd.COMMUNITY}"]
 """
 
 Progress = Callable[[str], None]
+BILLING_ACCOUNT = "ovhtel-12345678-1"  # the lab's one billing account at the API stand-in
+
+
+def api_account(phones: list[dict[str, Any]]) -> dict[str, Any]:
+    """The API stand-in's account: one fresh credential, and one billing account with one line
+    per office phone, whose phone is that phone's real model and MAC (a second device on a
+    line, as in duplicate-registration, is not a line of its own)."""
+    lines = {
+        ph["line"]: {
+            "description": f"Ligne {ph['line']}",
+            "phone": {
+                "brand": ph["ovh_brand"],
+                "description": ph["ovh_description"],
+                "macAddress": ph["mac"],
+                "maxline": ph["ovh_maxline"],
+            },
+        }
+        for ph in phones
+    }
+    return {
+        "credentials": [ovhapi.make_credentials()],
+        "billing_accounts": {BILLING_ACCOUNT: {"description": "Bureau (lab)", "lines": lines}},
+        "sip_domain": kamailio.DOMAIN,
+    }
+
+
+def provider_config(state: State) -> str:
+    """The agent's [provider] section: the API stand-in, its CA and the lab's credential."""
+    cred = state.api["credentials"][0]
+    return (
+        "[provider]\n"
+        f'endpoint = "{ovhapi.ENDPOINT}"\n'
+        f'ca_file = "{ovhapi.ca_file(state.dir)}"\n'
+        f'application_key = "{cred["application_key"]}"\n'
+        f'application_secret = "{cred["application_secret"]}"\n'
+        f'consumer_key = "{cred["consumer_key"]}"\n'
+    )
 
 
 def agent_config(state: State) -> str:
-    """The agent's config: the site, and the web login of every phone that has a web face."""
+    """The agent's config: the site, the OVHcloud API, and the web login of every phone that
+    has a web face."""
     creds = "".join(
         f'\n[[credentials]]\ndevice = "{ph["ip"]}"\nusername = "{face.ADMIN_USER}"\n'
         f'password = "{state.admin_passwords[ph["role"]]}"\n'
         for ph in [*state.phones, *state.extra_uas]
         if ph["offers"].get("http")
     )
-    return AGENT_CONFIG + creds
+    return AGENT_CONFIG + (provider_config(state) if state.api else "") + creds
 
 
 def _record(state: State, proc: Proc) -> Proc:
@@ -50,7 +88,9 @@ def start(state: State, scenario: Scenario, timeout: float, progress: Progress) 
     deadline = time.monotonic() + timeout
     ns, base, phones = state.namespaces, state.dir, state.phones
     (base / "logs").mkdir(exist_ok=True)
-    (base / "agent.toml").write_text(agent_config(state))
+    config = base / "agent.toml"
+    config.touch(mode=0o600)  # it holds the API secret and the phones' web logins
+    config.write_text(agent_config(state))
     fault = scenario.fault_role(len(phones))
 
     topology.build(ns, phones, scenario.router_rules, state.extra_uas, scenario.router_sysctls)
@@ -59,19 +99,33 @@ def start(state: State, scenario: Scenario, timeout: float, progress: Progress) 
     prov_ip = topology.PROVIDER_IPS[0]
     kam = _record(
         state,
-        kamailio.start(ns["prov"], prov_ip, base, state.passwords, scenario.provider_keepalive),
+        kamailio.start(
+            ns["prov"],
+            prov_ip,
+            base,
+            state.passwords,
+            scenario.provider_keepalive,
+            pstn=topology.PSTN_IP,
+        ),
     )
+    pstn = _record(state, phone.start_pstn(ns["prov"], topology.PSTN_IP, base))
     stun = _record(state, coturn.start(ns["prov"], topology.PROVIDER_IPS, base))
     dns = _record(
         state,
         dnsmasq.start(
             ns["rtr"],
             topology.ROUTER_LAN_IP,
-            {kamailio.DOMAIN: prov_ip, reflector.NAME: topology.REFLECTOR_IP},
+            {
+                kamailio.DOMAIN: prov_ip,
+                reflector.NAME: topology.REFLECTOR_IP,
+                ovhapi.NAME: topology.API_IP,
+            },
             base,
         ),
     )
     refl = _record(state, reflector.start(ns["prov"], topology.REFLECTOR_IP, base))
+    # The API stand-in keeps its state in the registrar (kamcmd over Kamailio's ctl socket).
+    api = _record(state, ovhapi.start(ns["prov"], topology.API_IP, base, state.api))
     faces: list[tuple[dict[str, Any], Proc, str]] = []
     for ph in phones:
         if ph["offers"]["snmp"]:
@@ -103,7 +157,11 @@ def start(state: State, scenario: Scenario, timeout: float, progress: Progress) 
         sips.append((ua, sip_proc))
         webs.append((ua, web_proc))
 
-    checks: list[ready.Check] = [("coturn", lambda: probes.stun_binding(ns["agent"], prov_ip))]
+    checks: list[ready.Check] = [
+        ("coturn", lambda: probes.stun_binding(ns["agent"], prov_ip)),
+        ("pstn gateway", _ctrl_check(ns["prov"])),
+        ("ovhapi", _tcp_check(ns["agent"], topology.API_IP, ovhapi.PORT)),
+    ]
     for ph, proc, kind in faces:
         if kind == "snmp":
             checks.append((f"snmpd {ph['role']}", _snmp_check(ns["agent"], ph["ip"])))
@@ -121,12 +179,15 @@ def start(state: State, scenario: Scenario, timeout: float, progress: Progress) 
         for ua in state.extra_uas:  # the line's phone and the extra UA: two bindings
             checks.append((f"registration {ua['role']}", _registered_check(state, ua["line"], 2)))
     checks.append(("reflector", _sip_check(ns["prov"], topology.REFLECTOR_IP, 5060)))
-    watched = [kam, stun, dns, refl, *(p for _, p, _ in faces), *(p for _, p in sips)]
+    watched = [kam, stun, dns, refl, pstn, api, *(p for _, p, _ in faces), *(p for _, p in sips)]
     watched += [p for _, p in webs]
     ready.wait(checks, watched, deadline)
+    progress("phones ready")
+    if fault and scenario.dial_codes:
+        _dial_codes(state, fault, scenario, deadline)
+        progress(f"{fault} dialled {' '.join(scenario.dial_codes)}")
     if scenario.late_router_rules:
         netns.nft(ns["rtr"], scenario.late_router_rules)
-    progress("phones ready")
 
 
 def _start_phone(state: State, ph: dict[str, Any], fault: Scenario | None) -> tuple[Proc, Proc]:
@@ -154,6 +215,26 @@ def _start_phone(state: State, ph: dict[str, Any], fault: Scenario | None) -> tu
     )
     _record(state, sip_proc)
     return sip_proc, _record(state, face.start(ns, ph, base))
+
+
+def _dial_codes(state: State, role: str, scenario: Scenario, deadline: float) -> None:
+    """The fault phone dials the scenario's feature codes through its real SIP UA; then the
+    registrar must hold the scenario's line options (NotReady otherwise)."""
+    line = next(p["line"] for p in state.phones if p["role"] == role)
+    answers = []
+    for code in scenario.dial_codes:
+        left = max(1.0, deadline - time.monotonic())
+        events = phone.call_events(
+            state.namespaces[role], f"sip:{code}@{kamailio.DOMAIN}", timeout=min(left, 10.0)
+        )
+        closed = [e for e in events if e.get("type") == "CALL_CLOSED"]
+        answers.append(f"{code}: {closed[-1].get('param') if closed else 'no answer'}")
+    options = kamailio.line_options(state.dir, line)
+    wrong = {k: options.get(k) for k, v in scenario.line_options.items() if options.get(k) != v}
+    if wrong:
+        raise ready.NotReady(
+            f"line {line} options after {role} dialled ({'; '.join(answers)}): {wrong}"
+        )
 
 
 def _sip_check(ns: str, ip: str, port: int) -> Callable[[], bool]:

@@ -57,6 +57,9 @@ class State:
     passwords: dict[str, str] = field(default_factory=dict)  # line -> secret (file is 0600)
     admin_passwords: dict[str, str] = field(default_factory=dict)  # role -> web login secret
     extra_uas: list[dict[str, Any]] = field(default_factory=list)  # SIP UAs that are not phones
+    # The OVHcloud API stand-in's account file: credentials (secrets: file is 0600) and the
+    # billing account with one line per office phone (lab/startup.py api_account).
+    api: dict[str, Any] = field(default_factory=dict)
     created: float = 0.0
 
     @property

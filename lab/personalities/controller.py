@@ -11,6 +11,10 @@ connection (see ``ctrlmux``) and:
 * registration(): ``reginfo`` says whether the line is registered; the last REGISTER answer
   (code and reason) comes from the REGISTER_OK/REGISTER_FAIL events, or, for what happened
   before the controller connected, from baresip's own log line.
+* incoming calls: every call whose INVITE reached the phone is kept (the first event of
+  direction "incoming" of each call id: CALL_INCOMING in manual answermode, CALL_REMOTE_SDP
+  in auto answermode, where baresip 1.0 emits no CALL_INCOMING), and the ``lab_incoming``
+  command returns them as JSON (time, peer, id, first: that event's type), oldest first.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ CLIENT_ADDR = ("127.0.0.1", 4444)  # what lab clients use, as with a bare baresi
 BARESIP_ADDR = ("127.0.0.1", 4445)  # baresip's own ctrl_tcp, behind the controller
 CACHE_S = 1.0
 POLL_S = 0.2
+MAX_INCOMING = 200  # incoming calls remembered
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 CODE = re.compile(r"^\s*(\d{3})\s+(.*?)\s*$")
@@ -94,12 +99,17 @@ class Controller:
         self.stamp: tuple[int, int] | None = None
         self.last: tuple[int | None, str | None] | None = None  # from events
         self.cache: tuple[float, dict[str, Any]] | None = None
+        self.incoming: list[dict[str, Any]] = []  # calls that reached the phone, oldest first
         self.mux = CtrlMux(
             upstream,
             listen,
             on_event=self.on_event,
             on_connect=self.on_connect,
-            local={"lab_reload": self._cmd_reload, "lab_registration": self._cmd_registration},
+            local={
+                "lab_reload": self._cmd_reload,
+                "lab_registration": self._cmd_registration,
+                "lab_incoming": self._cmd_incoming,
+            },
         )
 
     def start(self) -> None:
@@ -159,6 +169,8 @@ class Controller:
 
     def on_event(self, event: Message) -> None:
         kind = event.get("type")
+        if event.get("direction") == "incoming":
+            self._record_incoming(event)
         if kind in ("REGISTER_OK", "REGISTER_FAIL"):
             status, reason = parse_status(str(event.get("param", "")))
             if kind == "REGISTER_OK" and status is None:
@@ -169,6 +181,17 @@ class Controller:
             log(f"{kind}: {event.get('param')}")
         elif kind == "CALL_INCOMING":
             self._incoming(str(event.get("peeruri") or event.get("param") or "?"))
+
+    def _record_incoming(self, event: Message) -> None:
+        """Remember a call that reached the phone (once per call id)."""
+        call_id = str(event.get("id") or "")
+        with self.lock:
+            if any(c["id"] == call_id for c in self.incoming):
+                return
+            peer = str(event.get("peeruri") or "?")
+            first = event.get("type")
+            self.incoming.append({"time": time.time(), "peer": peer, "id": call_id, "first": first})
+            del self.incoming[:-MAX_INCOMING]
 
     def _incoming(self, peer: str) -> None:
         with self.lock:
@@ -211,6 +234,10 @@ class Controller:
 
     def _cmd_registration(self, _params: str) -> str:
         return json.dumps(self.registration())
+
+    def _cmd_incoming(self, _params: str) -> str:
+        with self.lock:
+            return json.dumps(self.incoming)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -120,3 +120,14 @@ def registration(ns: str) -> dict[str, Any] | None:
     except (OSError, sip.PhoneError):
         return None
     return json.loads(answer["data"]) if answer.get("ok") else None
+
+
+def incoming_calls(ns: str) -> list[dict[str, Any]] | None:
+    """The calls that reached the phone's SIP UA (CALL_INCOMING events, oldest first: time,
+    peer, id), as its controller recorded them; None if it did not answer."""
+    try:
+        with sip.Ctrl(ns, timeout=3.0) as ctrl:
+            answer = ctrl.command("lab_incoming", timeout=3.0)
+    except (OSError, sip.PhoneError):
+        return None
+    return json.loads(answer["data"]) if answer.get("ok") else None

@@ -21,8 +21,13 @@ MODULE_PATH = "/usr/lib/baresip/modules"
 CTRL_ADDR = ("127.0.0.1", 4444)
 BARESIP_CTRL_ADDR = ("127.0.0.1", 4445)
 REG_INTERVAL = 1800  # what OVHcloud recommends (diagnostic_voip: 1800 s); the faces show it
+PSTN_ROLE = "pstn"
+PSTN_USER = "pstn"  # the gateway's account: Kamailio sends forwarded calls to this user
 # libre's "software" string, sent as User-Agent/Server: "baresip v1.0.0 (x86_64/linux)\0".
 UA_RE = re.compile(rb"baresip v[0-9.]+ \([^)\x00]*\)\x00")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# baresip -s: each SIP message is logged as "#", "UDP <src> -> <dst>", then the message.
+TRACE_HEAD = re.compile(r"^#\n(?P<proto>UDP|TCP|TLS) (?P<src>\S+) -> (?P<dst>\S+)\n", re.M)
 
 
 class PhoneError(RuntimeError):
@@ -103,6 +108,87 @@ def start(
     (base / "contacts").write_text("")
     log = log_path(state_dir, phone["role"])
     return procs.spawn("baresip", phone["role"], ns, [str(binary), "-f", str(base)], log)
+
+
+def start_pstn(ns: str, ip: str, state_dir: Path, *, ctrl: tuple[str, int] = CTRL_ADDR) -> Proc:
+    """Start the PSTN gateway: a bare baresip on ``ip`` that never registers (regint=0) and
+    auto-answers every call sent to its user ``pstn``.
+
+    baresip 1.0 answers 404 "UA not found" to any other user (its catch-all is only for the
+    b2bua module), so the registrar rewrites the R-URI to ``pstn`` and carries the dialled
+    number in ``X-Called-Number``. It runs with ``-s``: every SIP message is in its log, which
+    is what ``pstn_calls`` reads. Its ctrl_tcp is ``ctrl`` in the provider's namespace.
+    """
+    base = state_dir / PSTN_ROLE / "baresip"
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (base / "config").write_text(render_config({"ip": ip}, base / "received.wav", ctrl))
+    (base / "accounts").write_text(f"<sip:{PSTN_USER}@{ip}>;regint=0;answermode=auto\n")
+    (base / "contacts").write_text("")
+    log = log_path(state_dir, PSTN_ROLE)
+    return procs.spawn("baresip", PSTN_ROLE, ns, [str(BARESIP), "-s", "-f", str(base)], log)
+
+
+def sip_trace(text: str) -> list[dict[str, Any]]:
+    """The SIP messages of a ``baresip -s`` log, in order: dicts with proto, src, dst,
+    start_line, headers (name lower-cased -> first value) and body."""
+    text = ANSI.sub("", text).replace("\r\n", "\n")
+    heads = list(TRACE_HEAD.finditer(text))
+    messages = []
+    for n, head in enumerate(heads):
+        end = heads[n + 1].start() if n + 1 < len(heads) else len(text)
+        raw = text[head.end() : end]
+        top, _, body = raw.partition("\n\n")
+        lines = top.split("\n")
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep and name.strip():
+                headers.setdefault(name.strip().lower(), value.strip())
+        messages.append(
+            {
+                "proto": head["proto"],
+                "src": head["src"],
+                "dst": head["dst"],
+                "start_line": lines[0].strip(),
+                "headers": headers,
+                "body": body,
+            }
+        )
+    return messages
+
+
+def _uri(value: str) -> str:
+    """The URI of a name-addr header value (``<sip:x@y>;tag=z`` -> ``sip:x@y``)."""
+    match = re.search(r"<([^>]*)>", value)
+    return match.group(1) if match else value.split(";")[0].strip()
+
+
+def incoming_invites(text: str) -> list[dict[str, Any]]:
+    """The calls a ``baresip -s`` log shows arriving, one per Call-ID: request_uri, from, to,
+    called_number (X-Called-Number), diversion, call_id, and status (the UA's last final
+    answer to the INVITE, e.g. 200; None if none yet)."""
+    calls: dict[str, dict[str, Any]] = {}
+    for msg in sip_trace(text):
+        hdrs, first = msg["headers"], msg["start_line"]
+        call_id = hdrs.get("call-id", "")
+        if first.startswith("INVITE ") and ";tag=" not in hdrs.get("to", ""):
+            calls.setdefault(
+                call_id,
+                {
+                    "request_uri": first.split()[1],
+                    "from": _uri(hdrs.get("from", "")),
+                    "to": _uri(hdrs.get("to", "")),
+                    "called_number": hdrs.get("x-called-number"),
+                    "diversion": hdrs.get("diversion"),
+                    "call_id": call_id,
+                    "status": None,
+                },
+            )
+        elif first.startswith("SIP/2.0 ") and hdrs.get("cseq", "").endswith("INVITE"):
+            code = int(first.split()[1])
+            if call_id in calls and code >= 200:
+                calls[call_id]["status"] = code
+    return list(calls.values())
 
 
 class Ctrl:
@@ -191,8 +277,11 @@ def ctrl_ready(ns: str) -> bool:
         return False
 
 
-def call(ns: str, uri: str, timeout: float = 10.0, hangup: bool = True) -> list[str]:
-    """Dial ``uri`` from the phone in ``ns``; return the event types seen (hangs up after)."""
+def call_events(
+    ns: str, uri: str, timeout: float = 10.0, hangup: bool = True
+) -> list[dict[str, Any]]:
+    """Dial ``uri`` from the phone in ``ns``; return baresip's events as dicts (type, param:
+    e.g. CALL_CLOSED's "603 Decline", peeruri…). Hangs up after, unless ``hangup`` is False."""
     with Ctrl(ns) as ctrl:
         ctrl.command("dial", uri)
         final = ctrl.wait_event({"CALL_ESTABLISHED", "CALL_CLOSED"}, timeout)
@@ -201,4 +290,9 @@ def call(ns: str, uri: str, timeout: float = 10.0, hangup: bool = True) -> list[
         if hangup and final != "CALL_CLOSED":  # established, or still trying after timeout
             ctrl.command("hangup")
             ctrl.wait_event({"CALL_CLOSED"}, 2.0)
-        return [str(e.get("type")) for e in ctrl.events]
+        return list(ctrl.events)
+
+
+def call(ns: str, uri: str, timeout: float = 10.0, hangup: bool = True) -> list[str]:
+    """Dial ``uri`` from the phone in ``ns``; return the event types seen (hangs up after)."""
+    return [str(e.get("type")) for e in call_events(ns, uri, timeout, hangup)]
