@@ -59,6 +59,16 @@ class Config:
     rate: int = 500  # packets per second, per discovery method
     credentials: list[Credential] = field(default_factory=list)
     default_logins: bool = False  # opt in to the factory logins of the guides
+    # The OVHcloud API ([provider]); a key left out is looked up in the environment
+    # (OVH_APPLICATION_KEY, ...), the ovh.conf files, then the OS keyring.
+    provider_endpoint: str | None = None  # ovh-eu | ovh-ca | ovh-us | https://... (default ovh-eu)
+    provider_ca_file: str | None = None  # a CA to trust for that endpoint (default: the system's)
+    provider_application_key: str | None = None
+    provider_application_secret: str | None = field(default=None, repr=False)  # never printed
+    provider_consumer_key: str | None = field(default=None, repr=False)  # never printed
+    provider_billing_accounts: list[str] = field(default_factory=list)  # default: all
+    provider_lines: list[str] = field(default_factory=list)  # default: every line read
+    provider_max_lines: int = 100  # lines read per run at most
     source: str | None = None  # the file it came from
 
     def logins_for(self, vendor: str | None, ip: str) -> list[Credential]:
@@ -84,6 +94,14 @@ _SCHEMA: dict[tuple[str, str], tuple[str, type]] = {
     ("run", "deadline"): ("deadline", float),
     ("snmp", "communities"): ("snmp_communities", list),
     ("vendors", "default_logins"): ("default_logins", bool),
+    ("provider", "endpoint"): ("provider_endpoint", str),
+    ("provider", "ca_file"): ("provider_ca_file", str),
+    ("provider", "application_key"): ("provider_application_key", str),
+    ("provider", "application_secret"): ("provider_application_secret", str),
+    ("provider", "consumer_key"): ("provider_consumer_key", str),
+    ("provider", "billing_accounts"): ("provider_billing_accounts", list),
+    ("provider", "lines"): ("provider_lines", list),
+    ("provider", "max_lines"): ("provider_max_lines", int),
 }
 
 
@@ -146,4 +164,10 @@ def _apply(cfg: Config, data: dict[str, Any], p: Path) -> None:
                 isinstance(v, int) and 0 < v < 65536 for v in value
             ):
                 raise ConfigError(f"{p}: {section}.{key} must list port numbers")
+            if (
+                typ is list
+                and not attr.endswith("ports")
+                and not all(isinstance(v, str) for v in value)
+            ):
+                raise ConfigError(f"{p}: {section}.{key} must list strings")
             setattr(cfg, attr, value)

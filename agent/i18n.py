@@ -25,6 +25,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "finding.device": {"fr": "téléphone {ip}", "en": "phone {ip}"},
     "finding.site": {"fr": "réseau du bureau", "en": "office network"},
+    "finding.line": {"fr": "ligne {line}", "en": "line {line}"},
+    "finding.line_only": {
+        "fr": "ligne {line}, téléphone non trouvé sur ce réseau",
+        "en": "line {line}, phone not found on this network",
+    },
     "finding.steps": {"fr": "Que faire :", "en": "What to do:"},
     "finding.guide": {"fr": "Guide : {guide}", "en": "Guide: {guide}"},
     "severity.critical": {"fr": "CRITIQUE", "en": "CRITICAL"},

@@ -70,7 +70,8 @@ class Device:
 
 @dataclass
 class Fact:
-    """An observation: ``subject`` is ``"site"`` or a device IP."""
+    """An observation: ``subject`` is ``"site"``, a device IP, or ``line:<number>`` for a
+    line OVHcloud knows but no phone found on the LAN was matched to."""
 
     subject: str
     key: str
@@ -100,9 +101,13 @@ class Finding:
     remedies: list[str]
     guide: str
     matched: dict[str, Any] = field(default_factory=dict)
+    line: str | None = None  # the OVHcloud line (service name) it is about, when known
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+LINE_PREFIX = "line:"  # subject of a line's facts when no LAN phone was matched to it
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from agent import discovery, identify, judge, probes
 from agent.config import Config
 from agent.discovery import arp
-from agent.model import Device, Fact, ProbeError, Report, Sighting
+from agent.model import LINE_PREFIX, Device, Fact, ProbeError, Report, Sighting
 from agent.scope import ScopedNetwork
 
 T = TypeVar("T")
@@ -135,7 +135,8 @@ async def run_diagnose(
     run.errors += [ProbeError("rules", str(e)) for e in rule_errors]
     if symptom:
         rules = [r for r in rules if symptom in r.symptoms]
-    subjects = [d.ip for d in devices]
+    lines = sorted({f.subject for f in facts if f.subject.startswith(LINE_PREFIX)})
+    subjects = [d.ip for d in devices] + lines
     report = Report(
         duration_s=0.0,
         scope=[str(n.network) for n in networks],

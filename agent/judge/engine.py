@@ -9,7 +9,7 @@ from typing import Any
 
 from agent import catalog
 from agent.judge.loader import SEVERITIES, Rule
-from agent.model import UNKNOWN, Fact, Finding
+from agent.model import LINE_PREFIX, UNKNOWN, Fact, Finding
 
 
 @dataclass
@@ -113,34 +113,49 @@ def evaluate(rules: list[Rule], facts: list[Fact], devices: list[str]) -> list[E
 
 
 _PLACEHOLDER = re.compile(r"\{([\w.-]+)\}")
+_OPTIONAL = re.compile(r"\[([^\[\]]*)\]")
+
+
+def _known(values: dict[str, Any], key: str) -> bool:
+    v = values.get(key, UNKNOWN)
+    return v is not UNKNOWN and v is not None
 
 
 def fill(template: str, values: dict[str, Any]) -> str:
-    """Replace ``{fact.key}`` with the fact's value ("?" when unknown or absent)."""
+    """Replace ``{fact.key}`` with the fact's value ("?" when unknown or absent). A
+    ``[segment]`` is kept (without its brackets) only when all of its facts are known."""
 
     def one(m: re.Match[str]) -> str:
-        v = values.get(m.group(1), UNKNOWN)
-        if v is UNKNOWN or v is None:
+        if not _known(values, m.group(1)):
             return "?"
+        v = values[m.group(1)]
         return ", ".join(map(str, v)) if isinstance(v, list) else str(v)
 
-    return _PLACEHOLDER.sub(one, template)
+    def optional(m: re.Match[str]) -> str:
+        keys = _PLACEHOLDER.findall(m.group(1))
+        return m.group(1) if all(_known(values, k) for k in keys) else ""
+
+    text = _OPTIONAL.sub(optional, template)
+    return re.sub(r"  +", " ", _PLACEHOLDER.sub(one, text)).strip()
 
 
 def render(ev: Evaluation, facts: list[Fact], lang: str) -> Finding:
     site = {f.key: f.value for f in facts if f.subject == "site"}
     values = dict(site)
+    is_line = bool(ev.subject and ev.subject.startswith(LINE_PREFIX))
     if ev.subject:
         values.update({f.key: f.value for f in facts if f.subject == ev.subject})
-        values["device"] = ev.subject
+        values["device"] = ev.subject.removeprefix(LINE_PREFIX)
     t = ev.rule.text[lang]
+    line = values.get("line.number")
     return Finding(
         rule=ev.rule.id,
-        device=ev.subject,
+        device=None if is_line else ev.subject,
+        line=line if isinstance(line, str) else None,
         severity=ev.rule.severity,
         title=fill(t.title, values),
         explanation=fill(t.explanation, values),
-        remedies=[fill(s, values) for s in t.steps],
+        remedies=[step for s in t.steps if (step := fill(s, values))],
         guide=ev.rule.guide,
         matched={k: (None if v is UNKNOWN else v) for k, v in ev.facts.items()},
     )

@@ -40,6 +40,7 @@ def site_probes() -> dict[str, ModuleType]:
         inbound,
         lan,
         nat_lifetime,
+        provider,
         registrar,
         rtp,
         stun,
@@ -57,4 +58,5 @@ def site_probes() -> dict[str, ModuleType]:
         "nat-lifetime": nat_lifetime,
         "rtp": rtp,
         "inbound": inbound,
+        "provider": provider,
     }

@@ -38,13 +38,14 @@ def _vendor_name(vendor_id: str | None) -> str:
     return v.name if v else (vendor_id or "-")
 
 
-def _where(report: Report, ip: str | None, lang: str) -> str:
+def _where(report: Report, ip: str | None, lang: str, line: str | None = None) -> str:
     if ip is None:
-        return t("finding.site", lang)
+        return t("finding.line_only", lang, line=line) if line else t("finding.site", lang)
     d = next((d for d in report.devices if d.ip == ip), None)
     name = " ".join(x for x in (_vendor_name(d.vendor), d.model) if x and x != "-") if d else ""
     where = t("finding.device", lang, ip=ip)
-    return f"{where}, {name}" if name else where
+    where = f"{where}, {name}" if name else where
+    return f"{where}, {t('finding.line', lang, line=line)}" if line else where
 
 
 def devices_table(report: Report, lang: str, plain: bool) -> Table:
@@ -80,7 +81,7 @@ def render(report: Report, lang: str, out: Console, diagnosis: bool) -> None:
         if not report.findings:
             out.print(t("findings.none", lang))
         for i, f in enumerate(report.findings, 1):
-            where = _where(report, f.device, lang)
+            where = _where(report, f.device, lang, f.line)
             sev = t(f"severity.{f.severity}", lang)
             out.print(f"\n{i}. [{_STYLE[f.severity]}]{sev}[/] {f.title} ({where})", markup=True)
             out.print(f"   {f.explanation}", markup=False)

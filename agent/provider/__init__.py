@@ -1,0 +1,1 @@
+"""OVHcloud's side of the line, read through its API (the official ``ovh`` client)."""
