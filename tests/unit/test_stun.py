@@ -326,7 +326,8 @@ FAST = {"timeout": 0.3, "rto": 0.05}
 
 async def test_binding_ignores_garbage_and_foreign_transactions():
     async with fake(noise=True) as srv, await stun.StunClient.open("127.0.0.1") as c:
-        r = await c.binding(srv.primary, **FAST)
+        # A long RTO: a loaded machine must not retransmit while the junk is read.
+        r = await c.binding(srv.primary, timeout=2.0, rto=1.0)
     assert r is not None and r.mapped == (PUBLIC_IP, 40000) and r.sends == 1
     assert r.source == srv.primary and r.origin == srv.primary
     assert r.other == srv.other_of(srv.primary)
