@@ -10,7 +10,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SANDBOX := unshare -n sh -c 'ip link set lo up && exec "$$@"' sandbox
 
-.PHONY: all setup system venv test unit lint docs demo clean
+.PHONY: all setup system venv test unit lint docs demo bench bench-deps clean
 
 all: test
 
@@ -44,5 +44,15 @@ docs: venv
 demo: setup
 	$(SANDBOX) sh lab/demo.sh
 
+# Peers for the benchmarks only (never needed by the tests): nmap, and SIPVicious in its
+# own venv so that it cannot change the project's.
+bench-deps:
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q nmap >/dev/null
+	test -x .venv-bench/bin/sipvicious_svmap || \
+		($(PYTHON) -m venv .venv-bench && .venv-bench/bin/pip install --quiet sipvicious)
+
+bench: setup bench-deps
+	$(SANDBOX) $(PY) -m benchmarks.discovery
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-bench build *.egg-info .pytest_cache .ruff_cache

@@ -30,11 +30,12 @@ _common = [
 _json = click.option("--json", "as_json", is_flag=True, help="Print the JSON report.")
 _scope = [
     click.option(
+        "--subnet",
         "--network",
         "networks",
         multiple=True,
         metavar="CIDR",
-        help="Only this directly connected network (repeatable).",
+        help="Only this directly connected private subnet (repeatable; --network is an alias).",
     ),
     click.option("--widen", is_flag=True, help="Allow networks larger than /22."),
 ]
@@ -70,6 +71,8 @@ def _setup(
     try:
         nets, _refused = scope.build(networks or cfg.networks, cfg.max_prefix, widen)
     except scope.ScopeError as e:
+        if e.usage:
+            raise Fail(i18n.t("scope.refused", lang, why=e.text(lang)), EXIT_USAGE) from None
         raise Fail(i18n.t("scope.none", lang, why=e.text(lang)), EXIT_CANNOT) from None
     return lang, cfg, nets
 

@@ -52,11 +52,18 @@ class Config:
     networks: list[str] = field(default_factory=list)  # explicit scope (still private-only)
     max_prefix: int = 22  # largest network swept without --widen
     sip_ports: list[int] = field(default_factory=lambda: [5060])
-    snmp_communities: list[str] = field(default_factory=lambda: ["public"])
+    snmp_communities: list[str] = field(default_factory=lambda: ["public"], repr=False)
+    # An optional SNMPv3 user, tried after the communities ([snmp] v3_*; keys never printed)
+    snmp_v3_user: str | None = None
+    snmp_v3_auth_key: str | None = field(default=None, repr=False)
+    snmp_v3_priv_key: str | None = field(default=None, repr=False)
+    snmp_v3_auth_protocol: str = "SHA"  # MD5 SHA SHA224 SHA256 SHA384 SHA512
+    snmp_v3_priv_protocol: str = "AES"  # DES 3DES AES (AES128) AES192 AES256
     timeout: float = 1.5  # one network operation
     mdns_window: float = 3.0  # how long to listen for mDNS answers
+    pnp_window: float | None = None  # how long to listen for SIP PnP SUBSCRIBEs (None: mdns_window)
     deadline: float = 60.0  # the whole run
-    rate: int = 500  # packets per second, per discovery method
+    rate: int = 2000  # packets per second, all discovery methods together (one limiter)
     credentials: list[Credential] = field(default_factory=list)
     default_logins: bool = False  # opt in to the factory logins of the guides
     # The OVHcloud API ([provider]); a key left out is looked up in the environment
@@ -90,9 +97,15 @@ _SCHEMA: dict[tuple[str, str], tuple[str, type]] = {
     ("discovery", "sip_ports"): ("sip_ports", list),
     ("discovery", "timeout"): ("timeout", float),
     ("discovery", "mdns_window"): ("mdns_window", float),
+    ("discovery", "pnp_window"): ("pnp_window", float),
     ("discovery", "rate"): ("rate", int),
     ("run", "deadline"): ("deadline", float),
     ("snmp", "communities"): ("snmp_communities", list),
+    ("snmp", "v3_user"): ("snmp_v3_user", str),
+    ("snmp", "v3_auth_key"): ("snmp_v3_auth_key", str),
+    ("snmp", "v3_priv_key"): ("snmp_v3_priv_key", str),
+    ("snmp", "v3_auth_protocol"): ("snmp_v3_auth_protocol", str),
+    ("snmp", "v3_priv_protocol"): ("snmp_v3_priv_protocol", str),
     ("vendors", "default_logins"): ("default_logins", bool),
     ("provider", "endpoint"): ("provider_endpoint", str),
     ("provider", "ca_file"): ("provider_ca_file", str),
@@ -171,3 +184,27 @@ def _apply(cfg: Config, data: dict[str, Any], p: Path) -> None:
             ):
                 raise ConfigError(f"{p}: {section}.{key} must list strings")
             setattr(cfg, attr, value)
+    _check_snmp_v3(cfg, p)
+
+
+def _check_snmp_v3(cfg: Config, p: Path) -> None:
+    """[snmp] v3_*: a key needs a user, privacy needs authentication, protocols by name,
+    keys of at least 8 characters (RFC 3414 §11.2). Never quotes a key."""
+    from agent.net.snmp import AUTH_PROTOCOLS, PRIV_PROTOCOLS
+
+    cfg.snmp_v3_auth_protocol = cfg.snmp_v3_auth_protocol.upper()
+    cfg.snmp_v3_priv_protocol = cfg.snmp_v3_priv_protocol.upper()
+    if cfg.snmp_v3_auth_protocol not in AUTH_PROTOCOLS:
+        raise ConfigError(f"{p}: snmp.v3_auth_protocol must be one of {', '.join(AUTH_PROTOCOLS)}")
+    if cfg.snmp_v3_priv_protocol not in PRIV_PROTOCOLS:
+        raise ConfigError(f"{p}: snmp.v3_priv_protocol must be one of {', '.join(PRIV_PROTOCOLS)}")
+    if cfg.snmp_v3_user is not None and not cfg.snmp_v3_user.strip():
+        raise ConfigError(f"{p}: snmp.v3_user must not be empty")
+    if (cfg.snmp_v3_auth_key or cfg.snmp_v3_priv_key) and cfg.snmp_v3_user is None:
+        raise ConfigError(f"{p}: snmp.v3_auth_key and v3_priv_key need snmp.v3_user")
+    if cfg.snmp_v3_priv_key is not None and cfg.snmp_v3_auth_key is None:
+        raise ConfigError(f"{p}: snmp.v3_priv_key needs snmp.v3_auth_key (no privacy without auth)")
+    for key in ("v3_auth_key", "v3_priv_key"):
+        value = getattr(cfg, f"snmp_{key}")
+        if value is not None and len(value) < 8:
+            raise ConfigError(f"{p}: snmp.{key} must have at least 8 characters")

@@ -47,6 +47,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Impossible de diagnostiquer : {why}. Branchez ce poste au réseau du bureau.",
         "en": "Cannot diagnose: {why}. Connect this computer to the office network.",
     },
+    "scope.refused": {
+        "fr": "réseau refusé : {why}",
+        "en": "network refused: {why}",
+    },
     "scope.public": {
         "fr": "{net} n'est pas un réseau privé",
         "en": "{net} is not a private network",

@@ -16,6 +16,7 @@ from agent import discovery, identify, judge, probes
 from agent.config import Config
 from agent.discovery import arp
 from agent.model import LINE_PREFIX, Device, Fact, ProbeError, Report, Sighting
+from agent.platform import normalise_mac
 from agent.scope import ScopedNetwork
 
 T = TypeVar("T")
@@ -55,7 +56,9 @@ class Runner:
 
 
 def _method_timeout(cfg: Config, targets: int) -> float:
-    return cfg.mdns_window + 3 * cfg.timeout + targets / max(cfg.rate, 1) + 5
+    # Every method shares one rate limit: count the packets all of them may send.
+    packets = targets * (2 * len(cfg.sip_ports) + len(cfg.snmp_communities) + 1)
+    return cfg.mdns_window + 3 * cfg.timeout + packets / max(cfg.rate, 1) + 5
 
 
 def _budget(module: Any, cfg: Config, default: float) -> float:
@@ -63,31 +66,74 @@ def _budget(module: Any, cfg: Config, default: float) -> float:
     return max(default, budget(cfg)) if budget else default
 
 
+# Layer-2 observations come first when methods disagree on an address's MAC.
+MAC_AUTHORITY = ("arp",)
+
+
 def merge(sightings: list[Sighting]) -> list[Device]:
-    """One device per IP; a MAC seen by any method is kept."""
+    """One device per IP, with every method's evidence (``found_by``, ``evidence[method]``).
+
+    An IP gets the MAC any method saw for it (ARP's first when methods disagree; the
+    others are noted in ``evidence["merge"]["other_macs"]``). Several IPs sharing one MAC
+    stay separate devices (a phone with two addresses, a proxy-ARP router, a NAT): each
+    notes the others in ``evidence["merge"]["same_mac_as"]``. Sightings with an invalid
+    address are dropped; an invalid MAC is ignored."""
     devices: dict[str, Device] = {}
+    macs: dict[str, list[tuple[int, str]]] = {}
     for s in sightings:
-        devices.setdefault(s.ip, Device(ip=s.ip)).add(s)
+        try:
+            ip = str(ipaddress.ip_address(s.ip))
+        except ValueError:
+            continue
+        d = devices.setdefault(ip, Device(ip=ip))
+        d.add(Sighting(s.method, ip, None, s.attrs))
+        mac = _mac(s.mac)
+        if mac:
+            rank = MAC_AUTHORITY.index(s.method) if s.method in MAC_AUTHORITY else 99
+            macs.setdefault(ip, []).append((rank, mac))
+    by_mac: dict[str, list[str]] = {}
+    for ip, seen in macs.items():
+        d = devices[ip]
+        d.mac = min(seen, key=lambda r: r[0])[1]
+        others = sorted({m for _, m in seen} - {d.mac})
+        if others:
+            d.evidence.setdefault("merge", {})["other_macs"] = ", ".join(others)
+        by_mac.setdefault(d.mac, []).append(ip)
+    for ips in by_mac.values():
+        for ip in ips if len(ips) > 1 else ():
+            shared = ", ".join(sorted((i for i in ips if i != ip), key=ipaddress.ip_address))
+            devices[ip].evidence.setdefault("merge", {})["same_mac_as"] = shared
     return sorted(devices.values(), key=lambda d: ipaddress.ip_address(d.ip))
+
+
+def _mac(text: str | None) -> str | None:
+    if not text:
+        return None
+    try:
+        return normalise_mac(text)
+    except ValueError:
+        return None
 
 
 async def discover(cfg: Config, networks: list[ScopedNetwork], run: Runner) -> list[Device]:
     ctx = discovery.Context(cfg, networks)
     timeout = _method_timeout(cfg, len(ctx.targets()))
-    results = await asyncio.gather(
+    *results, swept = await asyncio.gather(
         *(
             run.step(f"discover.{name}", fn(ctx), timeout, [])
             for name, fn in discovery.methods().items()
-        )
+        ),
+        run.step("discover.arp.sweep", arp.sweep(ctx), timeout, arp.Swept(skipped="timeout")),
     )
     sightings = [s for r in results for s in r]
     # The neighbour table is read last: the sweeps above have just filled it.
-    sightings += await run.step("discover.arp", arp.discover(ctx), cfg.timeout + 2, [])
-    devices = merge(sightings)
+    sightings += await run.step("discover.arp", arp.discover(ctx, swept), cfg.timeout + 2, [])
+    # Nothing outside the scope becomes a device (a spoofed record, an LLDP neighbour
+    # on another subnet): later steps send packets to every device.
+    devices = merge([s for s in sightings if ctx.in_scope(s.ip)])
     for d in devices:
         identify.identify(d)
-    # A phone is something that speaks SIP or that a vendor fingerprint recognises.
-    return [d for d in devices if "sip" in d.found_by or identify.is_phone_vendor(d)]
+    return [d for d in devices if identify.is_phone(d)]
 
 
 async def run_discover(cfg: Config, networks: list[ScopedNetwork]) -> Report:

@@ -90,3 +90,75 @@ def normalise_mac(text: str) -> str:
     if len(parts) != 6 or not all(re.fullmatch(r"[0-9a-f]{2}", p) for p in parts):
         raise ValueError(f"not a MAC address: {text!r}")
     return ":".join(parts)
+
+
+def raw_socket_rights() -> bool:
+    """Whether this process may open raw/link-layer sockets (root, or CAP_NET_RAW on Linux).
+
+    A False here means the active ARP sweep is skipped, not that anything failed."""
+    import os
+
+    if sys.platform == "win32":
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            return bool(ctypes.windll.shell32.IsUserAnAdmin())  # type: ignore[attr-defined]
+        return False
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return True
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) & (1 << 13))  # CAP_NET_RAW
+    return False
+
+
+SO_SNDBUFFORCE = 32  # Linux: ignores net.core.wmem_max, needs CAP_NET_ADMIN
+
+
+def set_send_buffer(sock, size: int) -> int:
+    """Raise ``sock``'s send buffer towards ``size`` bytes; return what the OS granted.
+
+    Linux: SO_SNDBUFFORCE when allowed (root), else SO_SNDBUF, which the kernel caps at
+    net.core.wmem_max. Elsewhere SO_SNDBUF, halving the request while the OS refuses it
+    (macOS answers ENOBUFS above kern.ipc.maxsockbuf). Never raises."""
+    import socket
+
+    def granted() -> int:
+        try:
+            return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
+        except OSError:
+            return 0
+
+    before = granted()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, size)
+            return granted()
+    want = size
+    while want > before:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, want)
+            break
+        except OSError:
+            want //= 2
+    return max(before, granted())
+
+
+def open_files_budget(reserve: int = 64) -> int:
+    """How many more file descriptors this process may open (raising the soft limit to
+    the hard one, at most 8192, where the OS allows it). Windows: 512."""
+    try:
+        import resource
+    except ImportError:
+        return 512
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 8192 if hard == resource.RLIM_INFINITY else min(hard, 8192)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+    if soft == resource.RLIM_INFINITY:
+        soft = 8192
+    return max(16, soft - reserve)

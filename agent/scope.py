@@ -31,10 +31,14 @@ class Refusal:
 
 
 class ScopeError(Exception):
-    """No network may be diagnosed (no interface, or only refused networks)."""
+    """No network may be diagnosed (no interface, or only refused networks).
 
-    def __init__(self, refusals: list[Refusal]) -> None:
+    ``usage`` is True when the user asked for a network that is never allowed (public,
+    too large, not a network): bad input (exit 2) rather than nothing to diagnose (3)."""
+
+    def __init__(self, refusals: list[Refusal], usage: bool = False) -> None:
         self.refusals = refusals
+        self.usage = usage
         super().__init__("; ".join(map(str, refusals)))
 
     def text(self, lang: str) -> str:
@@ -79,29 +83,20 @@ def build(
 ) -> tuple[list[ScopedNetwork], list[Refusal]]:
     """Return (networks in scope, reasons for the ones refused).
 
-    With ``explicit`` networks, each must still be directly connected.
+    With ``explicit`` networks (``--subnet``, ``[scope] networks``), each must be allowed
+    (private, not larger than ``max_prefix`` unless widened) or the whole run is refused
+    (:class:`ScopeError` with ``usage``), and must be directly connected.
     Raises :class:`ScopeError` if nothing is left.
     """
     local = [
         ScopedNetwork(ipaddress.ip_interface(f"{a.ip}/{a.prefixlen}").network, a.interface, a.ip)
         for a in platform.ipv4_addresses()
     ]
-    refused: list[Refusal] = []
-    candidates = local
     if explicit:
-        candidates = []
-        for text in explicit:
-            try:
-                want = ipaddress.ip_network(text, strict=False)
-            except ValueError:
-                raise ScopeError([Refusal("scope.not_a_network", text)]) from None
-            match = [s for s in local if isinstance(want, Net) and want.subnet_of(s.network)]
-            if not match:
-                refused.append(Refusal("scope.not_connected", str(want)))
-                continue
-            candidates.append(ScopedNetwork(want, match[0].interface, match[0].local_ip))
+        return _explicit(list(explicit), local, max_prefix, widen)
+    refused: list[Refusal] = []
     scoped = []
-    for s in candidates:
+    for s in local:
         if s.network.is_loopback:
             continue
         why = check(s.network, max_prefix, widen)
@@ -111,4 +106,30 @@ def build(
             scoped.append(s)
     if not scoped:
         raise ScopeError(refused or [Refusal("scope.no_interface")])
+    return scoped, refused
+
+
+def _explicit(
+    texts: list[str], local: list[ScopedNetwork], max_prefix: int, widen: bool
+) -> tuple[list[ScopedNetwork], list[Refusal]]:
+    wanted: list[Net] = []
+    for text in texts:
+        try:
+            want = ipaddress.ip_network(text.strip(), strict=False)
+        except ValueError:
+            raise ScopeError([Refusal("scope.not_a_network", text)], usage=True) from None
+        why = Refusal("scope.public", str(want)) if not isinstance(want, Net) else None
+        why = why or check(want, max_prefix, widen)
+        if why:
+            raise ScopeError([why], usage=True)
+        wanted.append(want)
+    scoped, refused = [], []
+    for want in wanted:
+        match = [s for s in local if want.subnet_of(s.network) and not s.network.is_loopback]
+        if not match:
+            refused.append(Refusal("scope.not_connected", str(want)))
+            continue
+        scoped.append(ScopedNetwork(want, match[0].interface, match[0].local_ip))
+    if not scoped:
+        raise ScopeError(refused)
     return scoped, refused

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
-from lab import netns, procs
+from lab import fleet, netns, procs
 from lab.office import AlreadyUp, Lab, LabError, NotUp
 from lab.phones import MAX_PHONES
 from lab.scenarios import SCENARIOS, ScenarioError
@@ -32,7 +32,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     up = sub.add_parser("up", help="bring the office up (instance: $PHONEDIAG_LAB or 'default')")
     up.add_argument("--scenario", default="healthy", help="scenario name (see 'list')")
-    up.add_argument("--phones", type=int, default=3, help=f"number of phones, 1..{MAX_PHONES}")
+    up.add_argument(
+        "--phones",
+        type=int,
+        default=None,
+        help=f"number of phones: 1..{MAX_PHONES} (default 3); fleet: "
+        f"{fleet.min_phones()}..{fleet.MAX_PHONES} (default {fleet.DEFAULT_PHONES})",
+    )
     run = sub.add_parser("run", help="run a command on the agent host: run -- CMD...")
     run.add_argument("cmd", nargs=argparse.REMAINDER)
     sub.add_parser("down", help="tear the office down")
@@ -45,7 +51,7 @@ def _sigterm(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def cmd_up(scenario: str, count: int) -> int:
+def cmd_up(scenario: str, count: int | None) -> int:
     """Bring the office up and print a summary."""
     instance = instance_from_env()
     signal.signal(signal.SIGTERM, _sigterm)
@@ -64,6 +70,8 @@ def cmd_up(scenario: str, count: int) -> int:
     elapsed = time.monotonic() - started
     print(f"lab {lab.instance!r} up: scenario {lab.scenario} ({elapsed:.1f} s)")
     print("namespaces: " + " ".join(lab.namespaces.values()))
+    if lab.fleet_hosts:
+        _print_fleet(lab)
     for ph in lab.phones:
         print(
             f"  {ph['role']:<7} {ph['ip']:<11} {ph['mac']}  {ph['model']} {ph['firmware']}"
@@ -73,6 +81,23 @@ def cmd_up(scenario: str, count: int) -> int:
     print(f"provider API: {lab.api_endpoint} (billing account {lab.api_account})")
     print("try: .venv/bin/python -m lab run -- phonediag discover")
     return 0
+
+
+def _print_fleet(lab: Lab) -> None:
+    """The fleet's layout: counts, the single-method phones, then one line per host."""
+    hosts = lab.fleet_hosts
+    info = fleet.summary(hosts)
+    kinds = ", ".join(f"{n} {kind}" for kind, n in info["kinds"].items())
+    print(f"fleet ({lab.ns('fleet')}): {kinds}; every other address of 10.66.0.0/24 is empty")
+    print(f"  router 10.66.0.1, agent 10.66.0.100; log {lab.state.dir / 'logs' / 'fleet.log'}")
+    singles = ", ".join(f"{m} {ip}" for m, ip in info["single_method"].items())
+    print(f"  single-method phones: {singles}")
+    for host in hosts:
+        what = " ".join(str(host[k]) for k in ("vendor_name", "model", "firmware") if host[k])
+        print(
+            f"  {host['ip']:<12} {host['mac']}  {host['name']:<8} {what:<38}"
+            f" {','.join(m for m in host['methods'] if m != 'arp') or '-'}"
+        )
 
 
 def cmd_run(cmd: Sequence[str]) -> int:

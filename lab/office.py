@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import secrets
 import shutil
@@ -15,12 +16,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lab import netns, procs, scenarios, startup, topology
+from lab import fleet, netns, procs, scenarios, startup, topology
 from lab.phones import admin_secret, make_extra_ua, make_phones
 from lab.services import face, kamailio, ovhapi, phone
 from lab.state import ROOT, State, check_instance, instance_from_env, state_dir
 
 KEEP_LOGS_ENV = "PHONEDIAG_LAB_KEEP_LOGS"
+DEFAULT_PHONES = 3
 
 
 class LabError(RuntimeError):
@@ -51,7 +53,7 @@ class Lab:
         cls,
         scenario: str = "healthy",
         *,
-        phones: int = 3,
+        phones: int | None = None,
         name: str | None = None,
         timeout: float = 20.0,
         progress: Callable[[str], None] = _quiet,
@@ -60,20 +62,29 @@ class Lab:
         everything created so far is torn down and the error re-raised.
 
         ``name`` is the instance; by default a unique one (``py-<hex>``) so tests never collide
-        with a lab started from the CLI.
+        with a lab started from the CLI. ``phones``: 3 by default (1..20); for ``fleet``, 50 by
+        default (7..200), and they are ``fleet_hosts``, not ``phones``.
         """
         chosen = scenarios.get(scenario)
-        fault = chosen.fault_index(phones)
-        truth = make_phones(phones, {fault: chosen.model} if chosen.model else None)
+        hosts: list[dict[str, Any]] = []
+        if chosen.fleet:
+            hosts = fleet.plan(fleet.DEFAULT_PHONES if phones is None else phones)
+            truth: list[dict[str, Any]] = []
+            fault = 0
+        else:
+            count = DEFAULT_PHONES if phones is None else phones
+            fault = chosen.fault_index(count)
+            truth = make_phones(count, {fault: chosen.model} if chosen.model else None)
         instance = check_instance(name or f"py-{secrets.token_hex(3)}")
         _make_state_dir(instance)
         state = State(
             instance=instance, scenario=scenario, prefix=_free_prefix(), created=time.time()
         )
         state.phones = truth
+        state.fleet = hosts
         if chosen.duplicate_ua:
             state.extra_uas = [make_extra_ua(truth[fault - 1]["line"], chosen.duplicate_ua)]
-        roles = topology.roles(truth, state.extra_uas)
+        roles = topology.roles(truth, state.extra_uas, bool(hosts))
         state.namespaces = {r: f"{state.prefix}-{r}" for r in roles}
         state.passwords = {p["line"]: secrets.token_hex(8) for p in truth}
         state.admin_passwords = {p["role"]: admin_secret(p) for p in [*truth, *state.extra_uas]}
@@ -163,6 +174,15 @@ class Lab:
         """Ground truth of the phones (role, ip, mac, vendor, model, firmware, line, offers…)."""
         keys = ("role", "ip", "mac", "vendor", "model", "firmware", "line", "user_agent", "offers")
         return [{k: p[k] for k in keys} for p in self.state.phones]
+
+    @property
+    def fleet_hosts(self) -> list[dict[str, Any]]:
+        """The fleet scenario's hosts, by address (empty in other scenarios): dicts with name,
+        kind (phone, pc, printer, switch), ip, mac, vendor, vendor_name, model, firmware,
+        methods (arp, sip-udp, sip-tcp, snmp, mdns, lldp, pnp, http), single_method (the one
+        method a single-method phone is seen by, else None), and what the host answers with:
+        user_agent, snmp, mdns, lldp (see lab/fleet.py)."""
+        return copy.deepcopy(self.state.fleet)
 
     @property
     def extra_uas(self) -> list[dict[str, Any]]:

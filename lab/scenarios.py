@@ -75,6 +75,9 @@ class Scenario:
     # What the registrar must then hold for its line (htable opts: LineOptions field ->
     # value); `up` fails otherwise.
     line_options: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # No baresip office: --phones lightweight phones, PCs, a printer and an LLDP switch, all
+    # served by one process (lab/fleet.py, lab/services/fleet_server.py).
+    fleet: bool = False
 
     def fault_index(self, count: int) -> int:
         """Number (1-based) of the faulty phone in an office of ``count`` phones; 0: none."""
@@ -147,7 +150,14 @@ SCENARIOS: dict[str, Scenario] = {
             fault_phone=1,
             duplicate_ua="cisco-spa504g",
         ),
-        Scenario("fleet", "hundreds of lightweight phones (--phones N)", available=False),
+        Scenario(
+            "fleet",
+            "an office /24 of --phones N lightweight phones (default 50, up to 200) spread"
+            " among 20 firewalled PCs, a printer and an LLDP switch, all answered by one"
+            " process; the phones do not register to the provider",
+            phones_register=False,
+            fleet=True,
+        ),
     )
 }
 

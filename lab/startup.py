@@ -10,6 +10,7 @@ from typing import Any
 from lab import netns, probes, ready, topology
 from lab.scenarios import Scenario
 from lab.services import avahi, coturn, dnsmasq, face, kamailio, ovhapi, phone, reflector, snmpd
+from lab.services import fleet as fleet_service
 from lab.state import Proc, State
 
 AGENT_CONFIG = f"""[site]
@@ -93,8 +94,20 @@ def start(state: State, scenario: Scenario, timeout: float, progress: Progress) 
     config.write_text(agent_config(state))
     fault = scenario.fault_role(len(phones))
 
-    topology.build(ns, phones, scenario.router_rules, state.extra_uas, scenario.router_sysctls)
+    topology.build(
+        ns,
+        phones,
+        scenario.router_rules,
+        state.extra_uas,
+        scenario.router_sysctls,
+        fleet=state.fleet,
+    )
     progress("topology built")
+    fleet_procs: list[Proc] = []
+    if state.fleet:  # its Python start-up overlaps the provider's
+        fleet_procs.append(
+            _record(state, fleet_service.start(ns[topology.FLEET_ROLE], state.fleet, base))
+        )
 
     prov_ip = topology.PROVIDER_IPS[0]
     kam = _record(
@@ -179,7 +192,10 @@ def start(state: State, scenario: Scenario, timeout: float, progress: Progress) 
         for ua in state.extra_uas:  # the line's phone and the extra UA: two bindings
             checks.append((f"registration {ua['role']}", _registered_check(state, ua["line"], 2)))
     checks.append(("reflector", _sip_check(ns["prov"], topology.REFLECTOR_IP, 5060)))
+    for proc in fleet_procs:
+        checks += _fleet_checks(ns["agent"], state.fleet, proc)
     watched = [kam, stun, dns, refl, pstn, api, *(p for _, p, _ in faces), *(p for _, p in sips)]
+    watched += fleet_procs
     watched += [p for _, p in webs]
     ready.wait(checks, watched, deadline)
     progress("phones ready")
@@ -235,6 +251,27 @@ def _dial_codes(state: State, role: str, scenario: Scenario, deadline: float) ->
         raise ready.NotReady(
             f"line {line} options after {role} dialled ({'; '.join(answers)}): {wrong}"
         )
+
+
+def _fleet_checks(agent_ns: str, hosts: list[dict[str, Any]], proc: Proc) -> list[ready.Check]:
+    """The fleet is up when its process logged READY (every mDNS service registered) and, from
+    the agent host, SIP answers over UDP on two phones and over TCP on one, and SNMP answers
+    on the switch and on a phone."""
+    checks: list[ready.Check] = [("fleet mdns", lambda: fleet_service.ready(proc))]
+    udp = [h for h in hosts if "sip-udp" in h["methods"]]
+    tcp = [h for h in hosts if "sip-tcp" in h["methods"] and "sip-udp" not in h["methods"]]
+    snmp = [h for h in hosts if "snmp" in h["methods"] and h["kind"] in ("switch", "phone")]
+    for host in [*udp[:1], *udp[-1:]]:
+        checks.append((f"fleet sip {host['ip']}", _fleet_sip_check(agent_ns, host["ip"])))
+    for host in tcp[:1]:
+        checks.append((f"fleet sip/tcp {host['ip']}", _tcp_check(agent_ns, host["ip"], 5060)))
+    for host in [*snmp[:1], *snmp[-1:]]:
+        checks.append((f"fleet snmp {host['ip']}", _snmp_check(agent_ns, host["ip"])))
+    return checks
+
+
+def _fleet_sip_check(ns: str, ip: str) -> Callable[[], bool]:
+    return lambda: probes.sip_options(ns, topology.AGENT_IP, ip).startswith("SIP/2.0 200")
 
 
 def _sip_check(ns: str, ip: str, port: int) -> Callable[[], bool]:

@@ -60,6 +60,8 @@ class State:
     # The OVHcloud API stand-in's account file: credentials (secrets: file is 0600) and the
     # billing account with one line per office phone (lab/startup.py api_account).
     api: dict[str, Any] = field(default_factory=dict)
+    # The fleet scenario's hosts (lab/fleet.py plan: phones, PCs, printer, switch); else empty.
+    fleet: list[dict[str, Any]] = field(default_factory=list)
     created: float = 0.0
 
     @property

@@ -24,12 +24,23 @@ ROUTER_WAN_IP = "100.64.66.2"
 ROUTER_LAN_IP = "10.66.0.1"
 AGENT_IP = "10.66.0.100"
 LAN_MASK = 24
+LAN_NETWORK = f"10.66.0.0/{LAN_MASK}"
 DNS_SERVER = ROUTER_LAN_IP
 
 
-def roles(phones: Sequence[dict[str, Any]], extras: Sequence[dict[str, Any]] = ()) -> list[str]:
-    """Namespace roles of a lab, in creation order (``extras``: LAN hosts that are not phones)."""
-    return ["prov", "rtr", "sw", "agent", *(p["role"] for p in [*phones, *extras])]
+FLEET_ROLE = "fleet"  # the fleet scenario's one namespace for every fleet host
+FLEET_TABLE_BASE = 1000  # fleet host 10.66.0.X routes through its own table 1000+X
+
+
+def roles(
+    phones: Sequence[dict[str, Any]],
+    extras: Sequence[dict[str, Any]] = (),
+    fleet: bool = False,
+) -> list[str]:
+    """Namespace roles of a lab, in creation order (``extras``: LAN hosts that are not phones;
+    ``fleet``: the fleet scenario's namespace)."""
+    hosts = [p["role"] for p in [*phones, *extras]]
+    return ["prov", "rtr", "sw", "agent", *hosts, *([FLEET_ROLE] if fleet else [])]
 
 
 def build(
@@ -38,9 +49,13 @@ def build(
     router_rules: str,
     extras: Sequence[dict[str, Any]] = (),
     router_sysctls: Mapping[str, str] | None = None,
+    fleet: Sequence[dict[str, Any]] = (),
 ) -> None:
-    """Create the namespaces ``ns`` (role -> name, recorded by the caller); wire the office."""
-    for role in roles(phones, extras):
+    """Create the namespaces ``ns`` (role -> name, recorded by the caller); wire the office.
+
+    ``fleet``: the fleet scenario's hosts (lab/fleet.py), all in one namespace.
+    """
+    for role in roles(phones, extras, bool(fleet)):
         netns.add(ns[role])
 
     prov, rtr, sw = ns["prov"], ns["rtr"], ns["sw"]
@@ -82,6 +97,9 @@ def build(
         )
         netns.write_resolv_conf(ns[role], DNS_SERVER)
     ports = ["rtr", *(h[0] for h in hosts)]
+    if fleet:
+        _fleet_link(ns[FLEET_ROLE], sw)
+        ports.append(FLEET_ROLE)
     netns.ip_batch(
         sw,
         [
@@ -96,6 +114,88 @@ def build(
     for key, value in (router_sysctls or {}).items():
         netns.sysctl(rtr, key, value)
     netns.nft(rtr, NAT_RULES + router_rules)
+    if fleet:
+        _fleet_hosts(ns[FLEET_ROLE], fleet)
+
+
+def _fleet_link(ns: str, sw: str) -> None:
+    """The fleet namespace's one port on the switch: eth0 (no address), the macvlans' parent.
+
+    Set before any macvlan exists (``default`` applies to new interfaces): no IPv6 (no
+    link-local, DAD or MLD chatter from hundreds of interfaces), ARP answered only on the
+    interface that holds the asked address and sent from that interface's own address (else
+    every macvlan would answer for every address: "ARP flux"), no reverse-path filter.
+    """
+    settings = [
+        f"net.{key}={value}"
+        for scope in ("all", "default")
+        for key, value in (
+            (f"ipv6.conf.{scope}.disable_ipv6", 1),
+            (f"ipv4.conf.{scope}.arp_ignore", 1),
+            (f"ipv4.conf.{scope}.arp_announce", 2),
+            (f"ipv4.conf.{scope}.rp_filter", 0),
+        )
+    ]
+    netns.run(netns.exec_argv(ns, ["sysctl", "-qw", *settings]))
+    netns.ip_batch(
+        ns,
+        [
+            f"link add eth0 index 14 type veth peer name {FLEET_ROLE} index 15 netns {sw}",
+            "link set eth0 up",
+        ],
+    )
+    netns.write_resolv_conf(ns, DNS_SERVER)
+
+
+def _fleet_hosts(ns: str, hosts: Sequence[dict[str, Any]]) -> None:
+    """One macvlan (bridge mode, the host's own MAC) per fleet host on eth0.
+
+    Each host's address routes through its own table (``ip rule from ADDR``), so whatever
+    leaves from 10.66.0.X, the kernel's own replies (ICMP, TCP resets) included, goes out of
+    X's interface with X's MAC.
+    """
+    commands = []
+    for host in hosts:
+        dev, ip = fleet_dev(host["ip"]), host["ip"]
+        table = FLEET_TABLE_BASE + int(ip.rsplit(".", 1)[1])
+        commands += [
+            f"link add {dev} link eth0 address {host['mac']} type macvlan mode bridge",
+            f"addr add {ip}/{LAN_MASK} dev {dev}",
+            f"link set {dev} up",
+            f"rule add from {ip} table {table} pref 1000",
+            f"route add {LAN_NETWORK} dev {dev} src {ip} table {table}",
+            f"route add default via {ROUTER_LAN_IP} dev {dev} table {table}",
+        ]
+    netns.ip_batch(ns, commands)
+    netns.nft(ns, fleet_firewall(hosts))
+
+
+def fleet_firewall(hosts: Sequence[dict[str, Any]]) -> str:
+    """The fleet's host firewalls: PCs drop every TCP and UDP packet silently (ARP and ping
+    still answered); a phone that speaks SIP over TCP only drops UDP 5060 silently."""
+    pcs = [h["ip"] for h in hosts if h["kind"] == "pc"]
+    tcp_only = [
+        h["ip"] for h in hosts if "sip-tcp" in h["methods"] and "sip-udp" not in h["methods"]
+    ]
+    rules = []
+    if pcs:
+        rules.append(f"ip daddr {{ {', '.join(pcs)} }} meta l4proto {{ tcp, udp }} drop")
+    if tcp_only:
+        rules.append(f"ip daddr {{ {', '.join(tcp_only)} }} udp dport 5060 drop")
+    body = "".join(f"    {rule}\n" for rule in rules)
+    return (
+        "table ip fleet {\n"
+        "  chain input {\n"
+        "    type filter hook input priority filter; policy accept;\n"
+        f"{body}"
+        "  }\n"
+        "}\n"
+    )
+
+
+def fleet_dev(ip: str) -> str:
+    """The fleet namespace's interface of address ``ip`` (``h`` + last octet)."""
+    return "h" + ip.rsplit(".", 1)[1]
 
 
 def destroy(names: Sequence[str]) -> list[str]:

@@ -10,16 +10,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import re
 import secrets
+import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from sipmessage import Message, Response
 
-from agent import __version__
+from agent import __version__, platform
+from agent.net.pacing import Pacer
 
 USER_AGENT = f"phonediag/{__version__}"
 MAX_DATAGRAM = 65535
+MAX_HEAD = 16384  # a reply whose headers are longer is not parsed (no phone needs that)
+MAX_BODY = 16384  # body bytes kept for parsing; the sweep reads headers only
+MAX_TCP_REPLY = 65536  # bytes read from one TCP answer at most
+MAX_ALSO_FROM = 4  # other addresses kept when one probe is answered from several
+# Kernel memory one ~500-byte probe holds while parked for ARP (skb truesize, rounded up).
+PROBE_COST = 2048
+MIN_SNDBUF, MAX_SNDBUF = 256 * 1024, 16 * 1024 * 1024
+MAX_SOCKETS = 16
+_CONTENT_LENGTH = re.compile(rb"(?im)^(?:content-length|l)[ \t]*:[ \t]*(\d{1,9})[ \t]*\r?$")
+
+Pace = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -31,6 +46,7 @@ class SipReply:
     reason: str
     rtt_ms: float
     headers: dict[str, str] = field(default_factory=dict)  # lower-case name -> value
+    also_from: list[tuple[str, int]] = field(default_factory=list)  # other answering sources
 
     @property
     def agent(self) -> str | None:
@@ -53,10 +69,15 @@ def decode_tag(tag: str | None) -> tuple[str, int] | None:
 
 
 def build_options(
-    target: tuple[str, int], local: tuple[str, int], transport: str = "UDP", uri: str | None = None
+    target: tuple[str, int],
+    local: tuple[str, int],
+    transport: str = "UDP",
+    uri: str | None = None,
+    tag: str | None = None,
 ) -> bytes:
     """An OPTIONS to ``target``; ``uri`` (e.g. ``sip:1001@sip.ovh.net``) asks a proxy to
-    relay it to that address of record instead of answering itself."""
+    relay it to that address of record instead of answering itself. ``tag`` is the From
+    tag (default: a fresh :func:`encode_tag` of the target)."""
     ip, port = target
     lip, lport = local
     uri = uri or f"sip:{ip}:{port}"
@@ -65,7 +86,7 @@ def build_options(
         f"OPTIONS {uri} SIP/2.0",
         f"Via: SIP/2.0/{transport} {lip}:{lport};branch={branch};rport",
         "Max-Forwards: 70",
-        f"From: <sip:phonediag@{lip}>;tag={encode_tag(ip, port)}",
+        f"From: <sip:phonediag@{lip}>;tag={tag or encode_tag(ip, port)}",
         f"To: <{uri}>",
         f"Call-ID: {secrets.token_hex(12)}@{lip}",
         "CSeq: 1 OPTIONS",
@@ -81,14 +102,16 @@ def build_options(
 
 def parse_message(data: bytes) -> Message | None:
     """Parse a SIP message, tolerating LF-only line ends and a missing blank line after
-    the headers; None for anything that is not SIP."""
+    the headers; None for anything that is not SIP (never raises: replies are untrusted)."""
     head, sep, body = data.partition(b"\r\n\r\n")
     if not sep:
         head, sep, body = data.partition(b"\n\n")
+    if len(head) > MAX_HEAD:
+        return None
     head = head.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     try:
-        return Message.parse(head + b"\r\n\r\n" + body)
-    except (ValueError, KeyError, IndexError, UnicodeDecodeError):
+        return Message.parse(head + b"\r\n\r\n" + body[:MAX_BODY])
+    except Exception:  # sipmessage raises ValueError, UnicodeDecodeError, IndexError...
         return None
 
 
@@ -110,109 +133,257 @@ def _headers(resp: Response) -> dict[str, str]:
 
 def _tag(resp: Response) -> str | None:
     try:
-        return resp.from_address.parameters.get("tag")
-    except (KeyError, ValueError, AttributeError):
+        tag = resp.from_address.parameters.get("tag")
+    except Exception:
         return None
+    return tag if isinstance(tag, str) else None
+
+
+def _reply(resp: Response, target, source, transport: str, start: float) -> SipReply:
+    return SipReply(
+        target=target,
+        source=source,
+        transport=transport,
+        code=resp.code,
+        reason=str(resp.phrase)[:128],
+        rtt_ms=(time.monotonic() - start) * 1000,
+        headers=_headers(resp),
+    )
+
+
+class _UdpSweep:
+    """What one UDP sweep sent and heard, shared by the sockets it spreads probes over.
+
+    A reply counts only if its From tag is exactly one this sweep sent: the tag names
+    the target, so an answer from another address (NAT, several interfaces) is kept as
+    the target's, with where it came from, and a forged or stale tag is ignored."""
+
+    def __init__(self, targets: int) -> None:
+        self.expected = targets
+        self.tags: dict[str, tuple[str, int]] = {}
+        self.sent: dict[tuple[str, int], float] = {}
+        self.replies: dict[tuple[str, int], SipReply] = {}
+        self.final = 0
+        self.ignored = 0  # datagrams that were not an answer to one of our probes
+        self.done = asyncio.Event()
+
+    def received(self, data: bytes, addr: tuple) -> None:
+        resp = parse_response(data)
+        target = self.tags.get(_tag(resp) or "") if resp is not None else None
+        if resp is None or target is None or target not in self.sent:
+            self.ignored += 1
+            return
+        reply = _reply(resp, target, (addr[0], addr[1]), "udp", self.sent[target])
+        old = self.replies.get(target)
+        kept = reply if old is None or old.code < 200 <= reply.code else old
+        if old is not None and kept is reply:
+            reply.also_from = old.also_from
+        self.replies[target] = kept
+        other = old.source if kept is reply and old is not None else reply.source
+        known = other == kept.source or other in kept.also_from
+        if not known and len(kept.also_from) < MAX_ALSO_FROM:
+            kept.also_from.append(other)
+        if kept is reply and reply.code >= 200:
+            self.final += 1
+            if self.final >= self.expected:
+                self.done.set()
 
 
 class _Collector(asyncio.DatagramProtocol):
-    def __init__(self, sent: dict[tuple[str, int], float]) -> None:
-        self.sent = sent
-        self.replies: dict[tuple[str, int], SipReply] = {}
+    def __init__(self, sweep: _UdpSweep) -> None:
+        self.sweep = sweep
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[override]
-        resp = parse_response(data)
-        if resp is None:
-            return
-        target = decode_tag(_tag(resp))
-        if target is None or target not in self.sent or target in self.replies:
-            return
-        self.replies[target] = SipReply(
-            target=target,
-            source=(addr[0], addr[1]),
-            transport="udp",
-            code=resp.code,
-            reason=resp.phrase,
-            rtt_ms=(time.monotonic() - self.sent[target]) * 1000,
-            headers=_headers(resp),
-        )
+        self.sweep.received(data, addr)
 
     def error_received(self, exc: Exception) -> None:  # ICMP unreachable etc.
         pass
+
+
+def plan_sockets(probes: int, granted: int) -> int:
+    """How many sockets hold ``probes`` parked datagrams when each gets ``granted`` bytes."""
+    if granted <= 0:
+        return 1
+    return max(1, min(MAX_SOCKETS, -(-probes * PROBE_COST // granted)))
+
+
+def _udp_socket(local_ip: str, want: int) -> tuple[socket.socket, int]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        granted = platform.set_send_buffer(s, want)
+        s.bind((local_ip, 0))
+        s.setblocking(False)
+    except OSError:
+        s.close()
+        raise
+    return s, granted
+
+
+def _pacer(pace: Pace | None, rate: float) -> Pace:
+    return pace if pace is not None else Pacer(rate)
 
 
 async def sweep_udp(
     targets: list[tuple[str, int]],
     local_ip: str = "0.0.0.0",
     timeout: float = 1.5,
-    rate: int = 500,
+    rate: float = 500,
+    *,
+    pace: Pace | None = None,
 ) -> list[SipReply]:
-    """Send one OPTIONS to every target from one socket; wait ``timeout`` after the last."""
+    """Send one OPTIONS to every target; return when each has a final answer, or
+    ``timeout`` after the last probe has left this host, whichever comes first.
+
+    Probes to addresses nobody answers ARP for wait in the kernel for about 3 s and are
+    charged to the socket's send buffer meanwhile: the buffer is sized for every probe
+    (SO_SNDBUFFORCE when allowed, else up to net.core.wmem_max), and probes are spread
+    over more sockets when one buffer cannot hold them all, so no send ever stalls
+    (peer-benchmark.md). ``pace`` (shared by every discovery method), else ``rate``
+    packets per second, spaces the sends; nothing here blocks the event loop.
+    """
+    targets = list(dict.fromkeys(targets))
+    if not targets:
+        return []
     loop = asyncio.get_running_loop()
-    sent: dict[tuple[str, int], float] = {}
-    transport, proto = await loop.create_datagram_endpoint(
-        lambda: _Collector(sent), local_addr=(local_ip, 0)
-    )
+    pace = _pacer(pace, rate)
+    sweep = _UdpSweep(len(targets))
+    want = min(MAX_SNDBUF, max(MIN_SNDBUF, len(targets) * PROBE_COST))
+    first, granted = _udp_socket(local_ip, want)
+    socks = [first]
+    transports: list[asyncio.DatagramTransport] = []
     try:
-        lip, lport = transport.get_extra_info("sockname")[:2]
-        gap = 1.0 / rate if rate > 0 else 0.0
-        if lip == "0.0.0.0" and targets:
-            lip = _source_ip_for(targets[0][0])
-        for t in targets:
-            sent[t] = time.monotonic()
-            transport.sendto(build_options(t, (lip, lport)), t)
-            if gap:
-                await asyncio.sleep(gap)
-        end = time.monotonic() + timeout
-        while time.monotonic() < end and len(proto.replies) < len(targets):
-            await asyncio.sleep(0.02)
+        for _ in range(plan_sockets(len(targets), granted) - 1):
+            socks.append(_udp_socket(local_ip, want)[0])
+        for s in socks:
+            tr, _ = await loop.create_datagram_endpoint(lambda: _Collector(sweep), sock=s)
+            transports.append(tr)
+        lip = local_ip if local_ip != "0.0.0.0" else _source_ip_for(targets[0][0])
+        for i, t in enumerate(targets):
+            tr = transports[i % len(transports)]
+            tag = encode_tag(*t)
+            request = build_options(t, (lip, tr.get_extra_info("sockname")[1]), tag=tag)
+            await pace()
+            sweep.tags[tag] = t
+            sweep.sent[t] = time.monotonic()
+            tr.sendto(request, t)
+        await _drained(transports, timeout)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(sweep.done.wait(), timeout)
     finally:
-        transport.close()
-    return list(proto.replies.values())
+        for tr in transports:
+            tr.close()
+        for s in socks[len(transports) :]:
+            s.close()
+    return list(sweep.replies.values())
 
 
-async def query_tcp(target: tuple[str, int], timeout: float = 1.5) -> SipReply | None:
-    """One OPTIONS over TCP; None when nothing (or nothing SIP) answers in time."""
+async def _drained(transports: list[asyncio.DatagramTransport], limit: float) -> None:
+    """Wait (at most ``limit``) until asyncio holds no unsent probe in user space."""
+    end = time.monotonic() + limit
+    while any(tr.get_write_buffer_size() for tr in transports) and time.monotonic() < end:
+        await asyncio.sleep(0.005)
+
+
+async def _read_reply(reader: asyncio.StreamReader, limit: int) -> Response | None:
+    """The first final response on a stream (provisional ones skipped), reading at most
+    ``limit`` bytes; None when the peer sends nothing SIP, too much, or closes early."""
+    buf = b""
+    while len(buf) <= limit:
+        chunk = await reader.read(4096)
+        if not chunk:  # closed before a whole message (a truncated one is ignored)
+            return None
+        buf += chunk
+        while True:
+            end = _head_end(buf)
+            if end is None:
+                break
+            length = _content_length(buf[:end])
+            if len(buf) < end + length:
+                break
+            resp = parse_response(buf[: end + length])
+            if resp is None:
+                return None
+            if resp.code >= 200:
+                return resp
+            buf = buf[end + length :]
+    return None
+
+
+def _head_end(buf: bytes) -> int | None:
+    """Where the body starts (after the blank line), or None while the head is incomplete."""
+    crlf, lf = buf.find(b"\r\n\r\n"), buf.find(b"\n\n")
+    if crlf < 0 and lf < 0:
+        return None
+    if lf < 0 or 0 <= crlf < lf:
+        return crlf + 4
+    return lf + 2
+
+
+def _content_length(head: bytes) -> int:
+    m = _CONTENT_LENGTH.search(head)
+    return min(int(m.group(1)), MAX_BODY) if m else 0
+
+
+async def query_tcp(
+    target: tuple[str, int],
+    timeout: float = 1.5,
+    limit: int = MAX_TCP_REPLY,
+    local_ip: str | None = None,
+) -> SipReply | None:
+    """One OPTIONS over TCP: connect, send, read one reply of at most ``limit`` bytes,
+    all within ``timeout``; None when nothing (or nothing SIP) answers in time."""
     start = time.monotonic()
+    local = (local_ip, 0) if local_ip and local_ip != "0.0.0.0" else None
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(*target)
+            reader, writer = await asyncio.open_connection(*target, limit=limit, local_addr=local)
             try:
                 lip, lport = writer.get_extra_info("sockname")[:2]
                 writer.write(build_options(target, (lip, lport), "TCP"))
                 await writer.drain()
-                data = await reader.readuntil(b"\r\n\r\n")
+                resp = await _read_reply(reader, limit)
             finally:
                 writer.close()
                 with contextlib.suppress(Exception):
                     await writer.wait_closed()
-    except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+    except (OSError, TimeoutError, EOFError, asyncio.IncompleteReadError):
         return None
-    resp = parse_response(data)
     if resp is None:
         return None
-    return SipReply(
-        target=target,
-        source=target,
-        transport="tcp",
-        code=resp.code,
-        reason=resp.phrase,
-        rtt_ms=(time.monotonic() - start) * 1000,
-        headers=_headers(resp),
-    )
+    return _reply(resp, target, target, "tcp", start)
 
 
 async def sweep_tcp(
-    targets: list[tuple[str, int]], timeout: float = 1.5, concurrency: int = 256
+    targets: list[tuple[str, int]],
+    timeout: float = 1.5,
+    concurrency: int | None = None,
+    *,
+    pace: Pace | None = None,
+    rate: float = 0,
+    local_ip: str | None = None,
 ) -> list[SipReply]:
-    sem = asyncio.Semaphore(concurrency)
+    """:func:`query_tcp` every target, all in flight at once (as many as this process
+    may hold sockets open), each connection attempt paced like a datagram and started in
+    target order, so this sweep takes turns with the others sharing ``pace``."""
+    targets = list(dict.fromkeys(targets))
+    if not targets:
+        return []
+    pace = _pacer(pace, rate)
+    sem = asyncio.Semaphore(concurrency or max(1, platform.open_files_budget() // 2))
 
     async def one(t: tuple[str, int]) -> SipReply | None:
-        async with sem:
-            return await query_tcp(t, timeout)
+        try:
+            return await query_tcp(t, timeout, local_ip=local_ip)
+        finally:
+            sem.release()
 
-    results = await asyncio.gather(*(one(t) for t in targets))
-    return [r for r in results if r is not None]
+    tasks: list[asyncio.Task[SipReply | None]] = []
+    async with asyncio.TaskGroup() as tg:
+        for t in targets:
+            await sem.acquire()
+            await pace()
+            tasks.append(tg.create_task(one(t)))
+    return [r for task in tasks if (r := task.result()) is not None]
 
 
 def _source_ip_for(dest: str) -> str:

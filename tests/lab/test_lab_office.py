@@ -170,8 +170,8 @@ def test_cli_refuses_second_up_and_passes_exit_codes(healthy: Lab) -> None:
 def test_cli_usage_errors() -> None:
     unknown = lab_cli("up", "--scenario", "no-such-thing", instance="pytest-usage")
     assert unknown.returncode == 2 and "healthy" in unknown.stderr
-    later = lab_cli("up", "--scenario", "fleet", instance="pytest-usage")
-    assert later.returncode == 2 and "not available yet" in later.stderr
+    small = lab_cli("up", "--scenario", "fleet", "--phones", "3", instance="pytest-usage")
+    assert small.returncode == 2 and "between 7 and 200" in small.stderr
     listed = lab_cli("list", instance="pytest-usage")
     assert listed.returncode == 0 and "port-5060-blocked" in listed.stdout
 

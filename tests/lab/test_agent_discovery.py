@@ -1,0 +1,72 @@
+"""Discovery in the fleet lab: a /24 with phones of the seven families scattered among
+empty addresses, host-firewalled PCs, a printer and a switch. Every phone is found and
+identified, nothing else is called a phone, and each method finds the phone that only it
+can see."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lab import Lab
+
+# What the lab's hosts answer -> the discovery method that sees it (found_by).
+METHOD = {
+    "arp": "arp",
+    "sip-udp": "sip",
+    "sip-tcp": "sip",
+    "snmp": "snmp",
+    "mdns": "mdns",
+    "lldp": "lldp",
+    "pnp": "pnp",
+}
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    with Lab.up("fleet", phones=50) as lab:
+        lab.exec("agent", ["ip", "neigh", "flush", "all"])
+        r = lab.run(["phonediag", "discover", "--json"], timeout=120)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+        yield lab, json.loads(r.stdout)
+
+
+def test_every_phone_found_and_identified_and_nothing_else(fleet):
+    lab, report = fleet
+    devices = {d["ip"]: d for d in report["devices"]}
+    phones = {h["ip"]: h for h in lab.fleet_hosts if h["kind"] == "phone"}
+    others = {h["ip"]: h["kind"] for h in lab.fleet_hosts if h["kind"] != "phone"}
+    assert len(phones) == 50 and {"pc", "printer", "switch"} <= set(others.values())
+    assert sorted(set(phones) - set(devices)) == []  # recall 100 %
+    assert {ip: others[ip] for ip in devices if ip in others} == {}  # no PC, printer, switch
+    assert sorted(set(devices) - set(phones)) == []
+    wrong = {
+        ip: (d["vendor"], d["model"], d["firmware"])
+        for ip, d in devices.items()
+        if (d["vendor"], d["model"], d["firmware"])
+        != (phones[ip]["vendor"], phones[ip]["model"], phones[ip]["firmware"])
+    }
+    assert wrong == {}
+    assert report["errors"] == []
+
+
+def test_found_by_lists_every_method_that_saw_each_phone(fleet):
+    lab, report = fleet
+    devices = {d["ip"]: d for d in report["devices"]}
+    for host in lab.fleet_hosts:
+        if host["kind"] != "phone":
+            continue
+        expected = sorted({METHOD[m] for m in host["methods"] if m in METHOD})
+        assert devices[host["ip"]]["found_by"] == expected, host
+
+
+@pytest.mark.parametrize("method", ["mdns", "snmp", "sip-tcp", "pnp", "lldp"])
+def test_a_phone_only_one_method_sees(fleet, method):
+    """The mDNS-only, SNMP-only, SIP-TCP-only, PnP-only and LLDP-only phones: each is
+    found, by that method (and ARP) alone, and identified from what that method read."""
+    lab, report = fleet
+    host = next(h for h in lab.fleet_hosts if h.get("single_method") and method in h["methods"])
+    device = next(d for d in report["devices"] if d["ip"] == host["ip"])
+    assert device["found_by"] == sorted({"arp", METHOD[method]})
+    assert (device["vendor"], device["model"]) == (host["vendor"], host["model"])
