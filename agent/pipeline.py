@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from agent import discovery, identify, judge, probes
+from agent import discovery, identify
 from agent.config import Config
 from agent.discovery import arp
 from agent.model import LINE_PREFIX, Device, Fact, ProbeError, Report, Sighting
@@ -56,9 +56,19 @@ class Runner:
 
 
 def _method_timeout(cfg: Config, targets: int) -> float:
-    # Every method shares one rate limit: count the packets all of them may send.
-    packets = targets * (2 * len(cfg.sip_ports) + len(cfg.snmp_communities) + 1)
-    return cfg.mdns_window + 3 * cfg.timeout + packets / max(cfg.rate, 1) + 5
+    """A safety net only: each method ends about one sweep timeout after its last packet
+    by itself. Every method shares one rate limit: count the packets all of them may send."""
+    credentials = len(cfg.snmp_communities) + (1 if cfg.snmp_v3_user else 0)
+    packets = targets * (2 * len(cfg.sip_ports) + credentials + 1)
+    listen = max(cfg.mdns_window, cfg.pnp_window or 0)
+    return listen + (credentials + 2) * cfg.sweep_timeout + packets / max(cfg.rate, 1) + 5
+
+
+async def _load_vendor_data(ctx: discovery.Context) -> None:
+    await ctx.quiet()
+    identify.vendors()
+    identify.exclusions()
+    identify.non_phone_ouis()
 
 
 def _budget(module: Any, cfg: Config, default: float) -> float:
@@ -118,16 +128,19 @@ def _mac(text: str | None) -> str | None:
 async def discover(cfg: Config, networks: list[ScopedNetwork], run: Runner) -> list[Device]:
     ctx = discovery.Context(cfg, networks)
     timeout = _method_timeout(cfg, len(ctx.targets()))
-    *results, swept = await asyncio.gather(
+    # the vendor data identify() needs (~20 ms of CPU), read while the answers are awaited
+    loaded = asyncio.create_task(_load_vendor_data(ctx))
+    swept, *results = await asyncio.gather(
+        run.step("discover.arp.sweep", arp.sweep(ctx), timeout, arp.Swept(skipped="timeout")),
         *(
             run.step(f"discover.{name}", fn(ctx), timeout, [])
             for name, fn in discovery.methods().items()
         ),
-        run.step("discover.arp.sweep", arp.sweep(ctx), timeout, arp.Swept(skipped="timeout")),
     )
+    await asyncio.gather(loaded, return_exceptions=True)
     sightings = [s for r in results for s in r]
     # The neighbour table is read last: the sweeps above have just filled it.
-    sightings += await run.step("discover.arp", arp.discover(ctx, swept), cfg.timeout + 2, [])
+    sightings += await run.step("discover.arp", arp.discover(ctx, swept), cfg.sweep_timeout + 2, [])
     # Nothing outside the scope becomes a device (a spoofed record, an LLDP neighbour
     # on another subnet): later steps send packets to every device.
     devices = merge([s for s in sightings if ctx.in_scope(s.ip)])
@@ -159,6 +172,8 @@ async def run_diagnose(
 ) -> Report:
     """Discover, probe and judge. ``answers`` are what the person told us (user facts);
     with ``symptom`` only the rules answering that symptom are kept."""
+    from agent import judge, probes  # not on `discover`'s path: its start-up stays short
+
     start = time.monotonic()
     run = Runner(cfg.deadline)
     devices = await discover(cfg, networks, run)

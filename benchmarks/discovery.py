@@ -4,10 +4,13 @@
 
 Brings up the ``fleet`` lab (a /24 with N phones scattered among firewalled PCs, a
 printer, a switch and empty addresses), then times, from the lab's agent host and with
-the neighbour cache flushed before every run: ``phonediag discover``, SIPVicious svmap
-(from PyPI, in .venv-bench) and nmap's sip-methods / snmp-sysdescr / ``-sV`` scans. For
-each: median wall time, CPU time, peak memory (GNU time) and recall (phones found / N),
-then the ratios to phonediag. Peers that are not installed are skipped with a note.
+the neighbour cache flushed before every run: ``phonediag discover`` (its defaults), SIPVicious
+svmap (from PyPI, in .venv-bench) and nmap's sip-methods / snmp-sysdescr / ``-sV`` scans.
+For each: median wall time, CPU time, peak memory (GNU time) and recall (phones found /
+N, the worst run, and the range of phones found), then the ratios to phonediag. Peers that
+are not installed are skipped with a note. phonediag's bytecode is compiled first, as pip
+does when it installs the package (the source tree's own runs may not write it:
+PYTHONDONTWRITEBYTECODE), so that start-up is timed as a user gets it.
 
 Performance is measured here, never asserted in a test.
 """
@@ -19,7 +22,9 @@ import json
 import re
 import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SVMAP = ROOT / ".venv-bench" / "bin" / "sipvicious_svmap"
 SUBNET = "10.66.0.0/24"
 TIME_FORMAT = "BENCH %e %U %S %M"  # wall s, user s, sys s, max RSS KiB
+SNMP_V2C = ["--script-args", "snmp.version=v2c"]  # nmap's SNMP library speaks v1 by default
 
 
 @dataclass
@@ -39,6 +45,7 @@ class Tool:
     argv: list[str]
     found: Callable[[str], set[str]]  # stdout -> IPs reported
     needs: str = ""  # executable that must exist
+    config: str = ""  # phonediag: TOML appended to the lab's agent configuration
 
 
 @dataclass
@@ -48,6 +55,7 @@ class Result:
     cpus: list[float] = field(default_factory=list)
     rss_kib: list[int] = field(default_factory=list)
     recalls: list[float] = field(default_factory=list)
+    found: list[int] = field(default_factory=list)
     note: str = ""
 
     def row(self) -> dict[str, object]:
@@ -60,6 +68,9 @@ class Result:
             "cpu_s": round(statistics.median(self.cpus), 2),
             "peak_mib": round(max(self.rss_kib) / 1024, 1),
             "recall": round(min(self.recalls), 3),
+            "found": [min(self.found), max(self.found)],
+            "runs": len(self.walls),
+            **({"note": self.note} if self.note else {}),
         }
 
 
@@ -92,8 +103,9 @@ def nmap_found(out: str) -> set[str]:
 
 def tools() -> list[Tool]:
     nmap = ["nmap", "-n", "-oX", "-", "-sU"]
+    discover = ["phonediag", "discover", "--json"]
     return [
-        Tool("phonediag", ["phonediag", "discover", "--json"], phonediag_found),
+        Tool("phonediag", discover, phonediag_found),
         Tool("svmap", [str(SVMAP), SUBNET], svmap_found, needs=str(SVMAP)),
         Tool(
             "nmap sip-methods",
@@ -103,7 +115,8 @@ def tools() -> list[Tool]:
         ),
         Tool(
             "nmap snmp-sysdescr",
-            [*nmap, "-p", "161", "--script", "snmp-sysdescr", SUBNET],
+            # the fleet's agents answer v2c only
+            [*nmap, "-p", "161", "--script", "snmp-sysdescr", *SNMP_V2C, SUBNET],
             nmap_found,
             "nmap",
         ),
@@ -116,14 +129,20 @@ def tools() -> list[Tool]:
     ]
 
 
-def measure(lab: Lab, tool: Tool, phones: set[str], runs: int) -> Result:
+def measure(lab: Lab, tool: Tool, phones: set[str], runs: int, tmp: Path) -> Result:
     result = Result(tool.name)
     if tool.needs and not shutil.which(tool.needs):
         result.note = f"not installed ({tool.needs}): make bench installs it"
         return result
+    env = {}
+    if tool.config:
+        config = tmp / f"{len(list(tmp.iterdir()))}.toml"
+        config.write_text(lab.config_path.read_text() + "\n" + tool.config)
+        env["PHONEDIAG_CONFIG"] = str(config)
     for _ in range(runs):
         lab.exec("agent", ["ip", "neigh", "flush", "all"])  # a cold ARP cache every run
-        r = lab.run(["/usr/bin/time", "-f", TIME_FORMAT, *tool.argv], timeout=600)
+        argv = ["/usr/bin/time", "-f", TIME_FORMAT, *tool.argv]
+        r = lab.run(argv, timeout=600, env=env)
         timing = re.search(r"^BENCH (\S+) (\S+) (\S+) (\d+)$", r.stderr, re.M)
         if timing is None:
             result.note = f"exit {r.returncode}: {r.stderr.strip()[-300:]}"
@@ -138,7 +157,18 @@ def measure(lab: Lab, tool: Tool, phones: set[str], runs: int) -> Result:
             result.note = f"unreadable output: {e}"
             found = set()
         result.recalls.append(len(found & phones) / len(phones))
+        result.found.append(len(found & phones))
     return result
+
+
+def compile_bytecode() -> None:
+    """phonediag's .pyc files, as ``pip install`` writes them (quietly; a failure only
+    means start-up is timed with compilation in it)."""
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "agent")],
+        capture_output=True,
+        check=False,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,9 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
-    with Lab.up("fleet", phones=args.phones, timeout=120) as lab:
+    compile_bytecode()
+    with (
+        Lab.up("fleet", phones=args.phones, timeout=120) as lab,
+        tempfile.TemporaryDirectory(prefix="phonediag-bench-") as tmp,
+    ):
         phones = {h["ip"] for h in lab.fleet_hosts if h["kind"] == "phone"}
-        results = [measure(lab, t, phones, args.runs) for t in tools()]
+        results = [measure(lab, t, phones, args.runs, Path(tmp)) for t in tools()]
     rows = [r.row() for r in results]
     base = rows[0].get("wall_s")
     for row in rows:
@@ -159,17 +193,23 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"phones": len(phones), "results": rows}, indent=2))
         return 0
     print(f"fleet /24: {len(phones)} phones; median of {args.runs} runs, cold ARP cache")
-    heads = ("wall s", "range", "CPU s", "MiB", "recall", "× pd")
-    print(f"{'tool':20}", *(f"{h:>{w}}" for h, w in zip(heads, (8, 13, 6, 6, 7, 6), strict=True)))
+    heads = ("wall s", "range", "CPU s", "MiB", "recall", "found", "× pd")
+    widths = (8, 13, 6, 6, 7, 8, 6)
+    print(f"{'tool':22}", *(f"{h:>{w}}" for h, w in zip(heads, widths, strict=True)))
     for row in rows:
         if "wall_s" not in row:
-            print(f"{row['tool']:20} {row['note']}")
+            print(f"{row['tool']:22} {row['note']}")
             continue
         lo, hi = row["wall_range"]  # type: ignore[misc]
+        few, most = row["found"]  # type: ignore[misc]
+        found = f"{few}" if few == most else f"{few}–{most}"
         print(
-            f"{row['tool']:20} {row['wall_s']:>8} {f'{lo}–{hi}':>13} {row['cpu_s']:>6}"
-            f" {row['peak_mib']:>6} {row['recall']:>7.0%} {row.get('x_phonediag', ''):>6}"
+            f"{row['tool']:22} {row['wall_s']:>8} {f'{lo}–{hi}':>13} {row['cpu_s']:>6}"
+            f" {row['peak_mib']:>6} {row['recall']:>7.0%} {found:>8}"
+            f" {row.get('x_phonediag', ''):>6}"
         )
+        if row.get("note"):
+            print(f"{'':22} {row['note']}")
     return 0
 
 

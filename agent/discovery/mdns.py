@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from agent.discovery import Context
+from agent.discovery import Context, imported
 from agent.model import Sighting
 from agent.platform import normalise_mac
 
@@ -70,12 +70,19 @@ TXT_KEYS = {
 
 
 async def discover(ctx: Context) -> list[Sighting]:
+    """Browse for ``mdns_window`` seconds, resolving each instance as soon as it is heard
+    (usually at once: responders send its SRV, TXT and address records along with the
+    PTR), so the window bounds the whole method."""
+    await imported("zeroconf.asyncio")
     from zeroconf import IPVersion, ServiceStateChange
     from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
+    loop = asyncio.get_running_loop()
     window = ctx.config.mdns_window
+    end = loop.time() + window
     azc = AsyncZeroconf(interfaces=[n.local_ip for n in ctx.networks], ip_version=IPVersion.V4Only)
-    seen: set[tuple[str, str]] = set()
+    infos: dict[tuple[str, str], Any] = {}
+    resolving: set[asyncio.Task[Any]] = set()
     types: set[str] = set(KNOWN_TYPES)
     browsers: list[AsyncServiceBrowser] = []
 
@@ -87,21 +94,25 @@ async def discover(ctx: Context) -> list[Sighting]:
                 types.add(name)
                 browsers.append(AsyncServiceBrowser(azc.zeroconf, [name], handlers=[on_change]))
             return
-        if len(seen) < MAX_SERVICES:
-            seen.add((service_type, name))
+        key = (service_type, name)
+        left_ms = int((end - loop.time()) * 1000)
+        if key in infos or len(infos) >= MAX_SERVICES or left_ms <= 0:
+            return
+        info = infos[key] = AsyncServiceInfo(service_type, name)
+        task = asyncio.ensure_future(info.async_request(azc.zeroconf, left_ms))
+        resolving.add(task)
+        task.add_done_callback(resolving.discard)
 
     try:
         browsers.append(
             AsyncServiceBrowser(azc.zeroconf, [ENUMERATE, *KNOWN_TYPES], handlers=[on_change])
         )
-        await asyncio.sleep(window)
-        timeout_ms = int(ctx.config.timeout * 1000)
-        infos = [AsyncServiceInfo(t, n) for t, n in sorted(seen, key=_order)]
-        await asyncio.gather(
-            *(i.async_request(azc.zeroconf, timeout_ms) for i in infos), return_exceptions=True
-        )
-        return sightings(infos, ctx.in_scope)
+        await asyncio.sleep(max(0.0, end - loop.time()))
+        return sightings([infos[k] for k in sorted(infos, key=_order)], ctx.in_scope)
     finally:
+        for task in list(resolving):
+            task.cancel()
+        await asyncio.gather(*resolving, return_exceptions=True)
         for b in browsers:
             with contextlib.suppress(Exception):
                 await b.async_cancel()

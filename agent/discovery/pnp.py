@@ -35,10 +35,9 @@ _MAC = re.compile(r"(?i)^mac\s*[:=]?\s*((?:[0-9a-f]{2}[:-]?){5}[0-9a-f]{2})$")
 
 
 def window(cfg: Any) -> float:
-    """How long to listen: ``[discovery] pnp_window`` (default: the mDNS window), capped so
-    the step finishes within the pipeline's per-method budget."""
-    wanted = cfg.pnp_window if cfg.pnp_window is not None else cfg.mdns_window
-    return max(0.0, min(wanted, cfg.mdns_window + 2 * cfg.timeout))
+    """How long to listen: ``[discovery] pnp_window``, by default the mDNS window (the
+    pipeline's per-method budget allows for the longer of the two)."""
+    return max(0.0, cfg.pnp_window if cfg.pnp_window is not None else cfg.mdns_window)
 
 
 async def discover(ctx: Context) -> list[Sighting]:

@@ -31,8 +31,10 @@ async def _sweep(ctx: Context, net: ScopedNetwork) -> list[sip.SipReply]:
     cfg = ctx.config
     targets = [(h, p) for h in ctx.scoped(net.hosts()) for p in cfg.sip_ports]
     udp, tcp = await asyncio.gather(
-        sip.sweep_udp(targets, net.local_ip, cfg.timeout, pace=ctx.pace),
-        sip.sweep_tcp(targets, cfg.timeout, pace=ctx.pace, local_ip=net.local_ip),
+        sip.sweep_udp(targets, net.local_ip, cfg.sweep_timeout, pace=ctx.pace, quiet=ctx.quiet),
+        sip.sweep_tcp(
+            targets, cfg.sweep_timeout, pace=ctx.pace, local_ip=net.local_ip, quiet=ctx.quiet
+        ),
     )
     return [*udp, *tcp]
 

@@ -1,8 +1,12 @@
 """SNMP sweep: sysDescr, sysObjectID and sysName of every host in scope, with each
-configured v2c community and then the optional v3 user; then, for the hosts that answered,
+configured v2c community and then the optional v3 user (each credential after the first
+costs one more pass, one more timeout, for the hosts still silent); and, for each host
+that answers, once every method's probes are out (while their answers are awaited),
 ENTITY-MIB's identity of the device, the private identity objects the vendor files declare
 (``[[snmp_oid]]``), and, for a responder that is not a phone (a switch), its LLDP
-neighbours (:mod:`agent.discovery.lldp`).
+neighbours (:mod:`agent.discovery.lldp`). Those reads go to hosts that have just answered,
+take milliseconds, and get no timeout of their own: whatever they read before the sweep's
+end is kept.
 
 Secrets (communities, v3 keys) are never put in a sighting: ``version`` says which worked.
 """
@@ -61,83 +65,122 @@ def auths(cfg: Config) -> list[Auth]:
 
 
 async def discover(ctx: Context) -> list[Sighting]:
+    """Each credential in turn asks every host not found yet (one GET, paced); a pass ends
+    one timeout after its last request. A responder's details are read as soon as every
+    method's probes are out (not before: they would delay them), while the sweep's
+    answers are awaited, and get whatever is left until the sweep's end."""
     cfg = ctx.config
-    start = time.monotonic()
-    client = SnmpClient(timeout=cfg.timeout)
+    wait = cfg.sweep_timeout
+    targets = ctx.scoped(ctx.targets())
+    client = SnmpClient(timeout=wait, probes=len(targets))
     found: dict[str, tuple[Auth, dict[str, str]]] = {}
+    neighbours: list[Sighting] = []
+    details: list[asyncio.Task[None]] = []
+    sem = asyncio.Semaphore(DETAIL_CONCURRENCY)
+    end = time.monotonic() + wait
+
+    async def ask(host: str, auth: Auth) -> None:
+        try:
+            result = await client.get(host, auth, list(_NAMES))
+        except Exception:  # a broken answer costs that host, nothing else
+            return
+        if not result:
+            return
+        attrs = {_NAMES.get(k.lstrip("."), k): v[:MAX_ATTR] for k, v in result.items()}
+        attrs["version"] = "3" if isinstance(auth, V3User) else "2c"
+        found[host] = (auth, attrs)
+        details.append(
+            asyncio.create_task(_details(ctx, client, host, auth, attrs, neighbours, sem))
+        )
+
     try:
+        if targets and any(not isinstance(a, V3User) for a in auths(cfg)):
+            await client.open()  # no socket here is the step's error, not silence
         for auth in auths(cfg):  # secret: never stored in a sighting
-            todo = [h for h in ctx.scoped(ctx.targets()) if h not in found]
             tasks = []
-            for host in todo:
+            for host in [h for h in targets if h not in found]:
                 # v3 first learns the agent's engine id: two packets
                 await ctx.pace(2 if isinstance(auth, V3User) else 1)
-                tasks.append(asyncio.create_task(client.get(host, auth, list(_NAMES))))
-            for host, result in zip(
-                todo, await asyncio.gather(*tasks, return_exceptions=True), strict=True
-            ):
-                if isinstance(result, dict) and result:
-                    attrs = {_NAMES.get(k.lstrip("."), k): v[:MAX_ATTR] for k, v in result.items()}
-                    attrs["version"] = "3" if isinstance(auth, V3User) else "2c"
-                    found[host] = (auth, attrs)
-        # The details get what is left of an allowance kept below the pipeline's
-        # per-method step timeout (mdns_window + 3 x timeout + packets / rate + 5 s);
-        # whatever they read before it runs out is kept.
-        budget = cfg.mdns_window + 2 * cfg.timeout + len(ctx.targets()) / max(cfg.rate, 1)
-        left = max(cfg.timeout, budget - (time.monotonic() - start))
-        extra = await _details(ctx, client, found, left)
+                tasks.append(asyncio.create_task(ask(host, auth)))
+            end = time.monotonic() + wait
+            await asyncio.gather(*tasks)
+        if details:  # what the last responders are still reading gets the sweep's end
+            _done, pending = await asyncio.wait(details, timeout=max(0.0, end - time.monotonic()))
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*details, return_exceptions=True)
     finally:
+        for t in details:
+            t.cancel()
         client.close()
-    return [Sighting("snmp", ip, attrs=attrs) for ip, (_a, attrs) in found.items()] + extra
+    return [Sighting("snmp", ip, attrs=attrs) for ip, (_a, attrs) in found.items()] + neighbours
 
 
 async def _details(
-    ctx: Context, client: SnmpClient, found: dict[str, tuple[Auth, dict[str, str]]], budget: float
-) -> list[Sighting]:
-    """Fill ``found``'s attributes in place; the LLDP neighbours' sightings. Whatever is
-    read before ``budget`` runs out is kept."""
-    sem = asyncio.Semaphore(DETAIL_CONCURRENCY)
-    neighbours: list[Sighting] = []
+    ctx: Context,
+    client: SnmpClient,
+    ip: str,
+    auth: Auth,
+    attrs: dict[str, str],
+    neighbours: list[Sighting],
+    sem: asyncio.Semaphore,
+) -> None:
+    """Add a responder's ENTITY-MIB row and identity objects to ``attrs`` as they arrive
+    (so a cancelled read keeps what it got), then, unless it is a phone (a switch), add
+    its LLDP neighbours to ``neighbours``.
 
-    async def one(ip: str, auth: Auth, attrs: dict[str, str]) -> None:
-        async with sem:
-            attrs.update(await entity(client, ip, auth, budget, ctx.pace))
-            await ctx.pace()
-            attrs.update(await identity_oids(client, ip, auth))
-            if not _is_phone(ip, attrs):
-                neighbours.extend(
-                    await lldp.neighbours(client, ip, auth, ctx.in_scope, budget, ctx.pace)
-                )
-
-    tasks = [asyncio.create_task(one(ip, a, attrs)) for ip, (a, attrs) in found.items()]
-    if tasks:
-        _done, pending = await asyncio.wait(tasks, timeout=budget)
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    return neighbours
+    The entPhysicalTable is walked with GETBULK while one GET asks its row 1 and the
+    vendor files' identity objects: an agent that refuses walks (Snom) never answers the
+    walk, and waiting for that to time out before asking would cost a whole timeout. The
+    walked row (the first chassis) replaces row 1 when the walk answers."""
+    budget = ctx.config.sweep_timeout
+    await ctx.quiet()  # the sweep's probes first: these reads have the wait to run in
+    async with sem:
+        await asyncio.gather(
+            _row_one_and_identity(client, ip, auth, ctx.pace, attrs),
+            _walked_entity(client, ip, auth, budget, ctx.pace, attrs),
+        )
+        if not _is_phone(ip, attrs):
+            neighbours.extend(
+                await lldp.neighbours(client, ip, auth, ctx.in_scope, budget, ctx.pace)
+            )
 
 
-async def entity(
-    client: SnmpClient, ip: str, auth: Auth, max_time: float, pace: Pace | None = None
-) -> dict[str, str]:
-    """The device's own row of entPhysicalTable (the first chassis, else the first row
-    naming a model or maker). Walked with GETBULK; an agent that refuses walks (Snom)
-    is asked row 1 with plain GETs instead."""
+async def _row_one_and_identity(
+    client: SnmpClient, ip: str, auth: Auth, pace: Pace, attrs: dict[str, str]
+) -> None:
+    from agent import identify
+
+    identity = identify.snmp_identity_oids()
+    row_one = [f"{ENT}.{c}.1" for c in ENT_COLUMNS]
+    try:
+        await pace()
+        values = await client.get_values(ip, auth, [*row_one, *identity]) or {}
+    except Exception:  # a broken answer costs these values, nothing else
+        return
+    values = {oid.strip("."): v for oid, v in values.items()}
+    for oid, name in identity.items():
+        value = printable(values.get(oid.strip(".")), MAX_ATTR)
+        if value:
+            attrs[name] = value
+    if not any(name in attrs for name in ENT_COLUMNS.values()):  # the walk did not answer yet
+        table = {f"{ENT}.{c}": {"1": values.get(f"{ENT}.{c}.1")} for c in ENT_COLUMNS}
+        attrs.update(entity_row(table))
+
+
+async def _walked_entity(
+    client: SnmpClient, ip: str, auth: Auth, max_time: float, pace: Pace, attrs: dict[str, str]
+) -> None:
     columns = [f"{ENT}.{c}" for c in (ENT_CLASS, *ENT_COLUMNS)]
     try:
         table = await client.walk(ip, auth, columns, ENT_MAX_ROWS, max_time, pace=pace)
     except Exception:  # a broken answer must not cost the sweep
-        table = None
-    if table is None:
-        try:
-            if pace is not None:
-                await pace()
-            values = await client.get_values(ip, auth, [f"{ENT}.{c}.1" for c in ENT_COLUMNS])
-        except Exception:
-            values = None
-        table = {f"{ENT}.{c}": {"1": (values or {}).get(f"{ENT}.{c}.1")} for c in ENT_COLUMNS}
-    return entity_row(table)
+        return
+    if table is None:  # no walk here: row 1, read by the GET, stands
+        return
+    for name in ENT_COLUMNS.values():
+        attrs.pop(name, None)
+    attrs.update(entity_row(table))
 
 
 def entity_row(table: dict[str, dict[str, Any]]) -> dict[str, str]:
@@ -156,25 +199,6 @@ def entity_row(table: dict[str, dict[str, Any]]) -> dict[str, str]:
             if classes.get(index) == CHASSIS:
                 return row
     return rows[0] if rows else {}
-
-
-async def identity_oids(client: SnmpClient, ip: str, auth: Auth) -> dict[str, str]:
-    """The vendor files' private identity objects this agent has (one GET)."""
-    from agent import identify
-
-    oids = identify.snmp_identity_oids()
-    if not oids:
-        return {}
-    try:
-        values = await client.get_values(ip, auth, list(oids))
-    except Exception:
-        return {}
-    out = {}
-    for oid, value in (values or {}).items():
-        name, text = oids.get(oid.strip(".")), printable(value, MAX_ATTR)
-        if name and text:
-            out[name] = text
-    return out
 
 
 def _is_phone(ip: str, attrs: dict[str, str]) -> bool:

@@ -12,15 +12,18 @@ import contextlib
 import ipaddress
 import re
 import secrets
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-
-from sipmessage import Message, Response
+from typing import TYPE_CHECKING
 
 from agent import __version__, platform
+from agent.net import udp
 from agent.net.pacing import Pacer
+from agent.net.udp import MAX_SOCKETS, PROBE_COST, plan_sockets  # noqa: F401 (re-exported)
+
+if TYPE_CHECKING:
+    from sipmessage import Message, Response
 
 USER_AGENT = f"phonediag/{__version__}"
 MAX_DATAGRAM = 65535
@@ -28,10 +31,8 @@ MAX_HEAD = 16384  # a reply whose headers are longer is not parsed (no phone nee
 MAX_BODY = 16384  # body bytes kept for parsing; the sweep reads headers only
 MAX_TCP_REPLY = 65536  # bytes read from one TCP answer at most
 MAX_ALSO_FROM = 4  # other addresses kept when one probe is answered from several
-# Kernel memory one ~500-byte probe holds while parked for ARP (skb truesize, rounded up).
-PROBE_COST = 2048
-MIN_SNDBUF, MAX_SNDBUF = 256 * 1024, 16 * 1024 * 1024
-MAX_SOCKETS = 16
+MAX_BACKLOG = 2 * 1024 * 1024  # bytes of answers kept unread while probes are paced out
+_PROVISIONAL = re.compile(rb"SIP/2\.0[ \t]+1\d\d\b")
 _CONTENT_LENGTH = re.compile(rb"(?im)^(?:content-length|l)[ \t]*:[ \t]*(\d{1,9})[ \t]*\r?$")
 
 Pace = Callable[[], Awaitable[None]]
@@ -102,7 +103,10 @@ def build_options(
 
 def parse_message(data: bytes) -> Message | None:
     """Parse a SIP message, tolerating LF-only line ends and a missing blank line after
-    the headers; None for anything that is not SIP (never raises: replies are untrusted)."""
+    the headers; None for anything that is not SIP (never raises: replies are untrusted).
+    sipmessage is imported here, at the first answer, not at start-up (50 ms)."""
+    from sipmessage import Message
+
     head, sep, body = data.partition(b"\r\n\r\n")
     if not sep:
         head, sep, body = data.partition(b"\n\n")
@@ -117,6 +121,8 @@ def parse_message(data: bytes) -> Message | None:
 
 def parse_response(data: bytes) -> Response | None:
     """Parse a SIP response (see :func:`parse_message`); None for anything else."""
+    from sipmessage import Response
+
     msg = parse_message(data)
     return msg if isinstance(msg, Response) else None
 
@@ -139,14 +145,16 @@ def _tag(resp: Response) -> str | None:
     return tag if isinstance(tag, str) else None
 
 
-def _reply(resp: Response, target, source, transport: str, start: float) -> SipReply:
+def _reply(
+    resp: Response, target, source, transport: str, start: float, end: float | None = None
+) -> SipReply:
     return SipReply(
         target=target,
         source=source,
         transport=transport,
         code=resp.code,
         reason=str(resp.phrase)[:128],
-        rtt_ms=(time.monotonic() - start) * 1000,
+        rtt_ms=((end or time.monotonic()) - start) * 1000,
         headers=_headers(resp),
     )
 
@@ -156,9 +164,14 @@ class _UdpSweep:
 
     A reply counts only if its From tag is exactly one this sweep sent: the tag names
     the target, so an answer from another address (NAT, several interfaces) is kept as
-    the target's, with where it came from, and a forged or stale tag is ignored."""
+    the target's, with where it came from, and a forged or stale tag is ignored.
+
+    While ``backlog`` is a list, datagrams are only kept there (parsing one costs far
+    more than receiving it): :meth:`parse_backlog` reads them once the probes are out."""
 
     def __init__(self, targets: int) -> None:
+        self.backlog: list[tuple[bytes, tuple, float]] | None = []
+        self.backlog_bytes = 0
         self.expected = targets
         self.tags: dict[str, tuple[str, int]] = {}
         self.sent: dict[tuple[str, int], float] = {}
@@ -167,13 +180,18 @@ class _UdpSweep:
         self.ignored = 0  # datagrams that were not an answer to one of our probes
         self.done = asyncio.Event()
 
-    def received(self, data: bytes, addr: tuple) -> None:
+    def received(self, data: bytes, addr: tuple, when: float | None = None) -> None:
+        if self.backlog is not None:
+            if self.backlog_bytes < MAX_BACKLOG:  # a flood gets no further
+                self.backlog_bytes += len(data)
+                self.backlog.append((data, addr, time.monotonic()))
+            return
         resp = parse_response(data)
         target = self.tags.get(_tag(resp) or "") if resp is not None else None
         if resp is None or target is None or target not in self.sent:
             self.ignored += 1
             return
-        reply = _reply(resp, target, (addr[0], addr[1]), "udp", self.sent[target])
+        reply = _reply(resp, target, (addr[0], addr[1]), "udp", self.sent[target], when)
         old = self.replies.get(target)
         kept = reply if old is None or old.code < 200 <= reply.code else old
         if old is not None and kept is reply:
@@ -188,6 +206,11 @@ class _UdpSweep:
             if self.final >= self.expected:
                 self.done.set()
 
+    def parse_backlog(self) -> None:
+        backlog, self.backlog = self.backlog or [], None
+        for data, addr, when in backlog:
+            self.received(data, addr, when)
+
 
 class _Collector(asyncio.DatagramProtocol):
     def __init__(self, sweep: _UdpSweep) -> None:
@@ -198,25 +221,6 @@ class _Collector(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:  # ICMP unreachable etc.
         pass
-
-
-def plan_sockets(probes: int, granted: int) -> int:
-    """How many sockets hold ``probes`` parked datagrams when each gets ``granted`` bytes."""
-    if granted <= 0:
-        return 1
-    return max(1, min(MAX_SOCKETS, -(-probes * PROBE_COST // granted)))
-
-
-def _udp_socket(local_ip: str, want: int) -> tuple[socket.socket, int]:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        granted = platform.set_send_buffer(s, want)
-        s.bind((local_ip, 0))
-        s.setblocking(False)
-    except OSError:
-        s.close()
-        raise
-    return s, granted
 
 
 def _pacer(pace: Pace | None, rate: float) -> Pace:
@@ -230,14 +234,16 @@ async def sweep_udp(
     rate: float = 500,
     *,
     pace: Pace | None = None,
+    quiet: Pace | None = None,
 ) -> list[SipReply]:
     """Send one OPTIONS to every target; return when each has a final answer, or
     ``timeout`` after the last probe has left this host, whichever comes first.
+    Answers are parsed once the probes are out (after ``quiet`` too, when given: the
+    other senders sharing ``pace`` are done), so that parsing never delays a probe.
 
     Probes to addresses nobody answers ARP for wait in the kernel for about 3 s and are
-    charged to the socket's send buffer meanwhile: the buffer is sized for every probe
-    (SO_SNDBUFFORCE when allowed, else up to net.core.wmem_max), and probes are spread
-    over more sockets when one buffer cannot hold them all, so no send ever stalls
+    charged to the socket's send buffer meanwhile: :func:`agent.net.udp.open_sockets`
+    sizes the buffers and spreads the probes so that no send ever stalls
     (peer-benchmark.md). ``pace`` (shared by every discovery method), else ``rate``
     packets per second, spaces the sends; nothing here blocks the event loop.
     """
@@ -247,13 +253,9 @@ async def sweep_udp(
     loop = asyncio.get_running_loop()
     pace = _pacer(pace, rate)
     sweep = _UdpSweep(len(targets))
-    want = min(MAX_SNDBUF, max(MIN_SNDBUF, len(targets) * PROBE_COST))
-    first, granted = _udp_socket(local_ip, want)
-    socks = [first]
+    socks = udp.open_sockets(local_ip, len(targets))
     transports: list[asyncio.DatagramTransport] = []
     try:
-        for _ in range(plan_sockets(len(targets), granted) - 1):
-            socks.append(_udp_socket(local_ip, want)[0])
         for s in socks:
             tr, _ = await loop.create_datagram_endpoint(lambda: _Collector(sweep), sock=s)
             transports.append(tr)
@@ -266,9 +268,14 @@ async def sweep_udp(
             sweep.tags[tag] = t
             sweep.sent[t] = time.monotonic()
             tr.sendto(request, t)
+        end = time.monotonic() + timeout
         await _drained(transports, timeout)
+        if quiet is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(quiet(), max(0.0, end - time.monotonic()))
+        sweep.parse_backlog()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(sweep.done.wait(), timeout)
+            await asyncio.wait_for(sweep.done.wait(), max(0.0, end - time.monotonic()))
     finally:
         for tr in transports:
             tr.close()
@@ -284,9 +291,10 @@ async def _drained(transports: list[asyncio.DatagramTransport], limit: float) ->
         await asyncio.sleep(0.005)
 
 
-async def _read_reply(reader: asyncio.StreamReader, limit: int) -> Response | None:
-    """The first final response on a stream (provisional ones skipped), reading at most
-    ``limit`` bytes; None when the peer sends nothing SIP, too much, or closes early."""
+async def _read_reply(reader: asyncio.StreamReader, limit: int) -> bytes | None:
+    """The first whole message on a stream that is not a provisional response (those are
+    skipped), reading at most ``limit`` bytes; None when the peer sends too much or closes
+    early. Not parsed here: see :func:`query_tcp`."""
     buf = b""
     while len(buf) <= limit:
         chunk = await reader.read(4096)
@@ -300,11 +308,8 @@ async def _read_reply(reader: asyncio.StreamReader, limit: int) -> Response | No
             length = _content_length(buf[:end])
             if len(buf) < end + length:
                 break
-            resp = parse_response(buf[: end + length])
-            if resp is None:
-                return None
-            if resp.code >= 200:
-                return resp
+            if not _PROVISIONAL.match(buf):
+                return buf[: end + length]
             buf = buf[end + length :]
     return None
 
@@ -329,9 +334,12 @@ async def query_tcp(
     timeout: float = 1.5,
     limit: int = MAX_TCP_REPLY,
     local_ip: str | None = None,
+    quiet: Pace | None = None,
 ) -> SipReply | None:
     """One OPTIONS over TCP: connect, send, read one reply of at most ``limit`` bytes,
-    all within ``timeout``; None when nothing (or nothing SIP) answers in time."""
+    all within ``timeout``; None when nothing (or nothing SIP) answers in time. The reply
+    is parsed after ``quiet`` (if given, at most ``timeout`` later): a sweep's parsing
+    waits until its probes are out."""
     start = time.monotonic()
     local = (local_ip, 0) if local_ip and local_ip != "0.0.0.0" else None
     try:
@@ -341,16 +349,23 @@ async def query_tcp(
                 lip, lport = writer.get_extra_info("sockname")[:2]
                 writer.write(build_options(target, (lip, lport), "TCP"))
                 await writer.drain()
-                resp = await _read_reply(reader, limit)
+                raw = await _read_reply(reader, limit)
+                end = time.monotonic()
             finally:
                 writer.close()
                 with contextlib.suppress(Exception):
                     await writer.wait_closed()
     except (OSError, TimeoutError, EOFError, asyncio.IncompleteReadError):
         return None
-    if resp is None:
+    if raw is None:
         return None
-    return _reply(resp, target, target, "tcp", start)
+    if quiet is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(quiet(), timeout)
+    resp = parse_response(raw)
+    if resp is None or resp.code < 200:
+        return None
+    return _reply(resp, target, target, "tcp", start, end)
 
 
 async def sweep_tcp(
@@ -361,10 +376,12 @@ async def sweep_tcp(
     pace: Pace | None = None,
     rate: float = 0,
     local_ip: str | None = None,
+    quiet: Pace | None = None,
 ) -> list[SipReply]:
     """:func:`query_tcp` every target, all in flight at once (as many as this process
     may hold sockets open), each connection attempt paced like a datagram and started in
-    target order, so this sweep takes turns with the others sharing ``pace``."""
+    target order, so this sweep takes turns with the others sharing ``pace``; answers
+    are parsed after ``quiet``, as in :func:`sweep_udp`."""
     targets = list(dict.fromkeys(targets))
     if not targets:
         return []
@@ -373,7 +390,7 @@ async def sweep_tcp(
 
     async def one(t: tuple[str, int]) -> SipReply | None:
         try:
-            return await query_tcp(t, timeout, local_ip=local_ip)
+            return await query_tcp(t, timeout, local_ip=local_ip, quiet=quiet)
         finally:
             sem.release()
 

@@ -9,7 +9,7 @@ the fleet namespace, where every host has its own macvlan and address). By each 
 - ``snmp``: SNMP v2c on ADDR:161, community ``public`` (fleet_snmp: the system group, one
   interface; the switch adds its LLDP-MIB);
 - ``mdns``: the host's services, published by its own zeroconf instance bound to ADDR;
-- ``pnp``: a PnP SUBSCRIBE from ADDR:5060 to 224.0.1.75:5060 at start, then every 2 s; what
+- ``pnp``: a PnP SUBSCRIBE from ADDR:5060 to 224.0.1.75:5060 at start, then every 0.5 s; what
   comes back is logged and otherwise ignored (nothing is answered);
 - ``http``: a small web page on ADDR:80 (the printer).
 
@@ -41,7 +41,9 @@ from lab.topology import fleet_dev
 SIP_PORT = 5060
 SNMP_PORT = 161
 HTTP_PORT = 80
-PNP_INTERVAL = 2.0
+# A phone in its PnP phase resends its unanswered SUBSCRIBE at SIP's T1 (RFC 3261: 0.5 s);
+# a lab simplification: it never backs off, so that a short listening window always hears it.
+PNP_INTERVAL = 0.5
 TCP_IDLE = 10.0  # seconds a TCP peer may stay silent
 TCP_WRITE = 5.0
 TCP_MAX_MESSAGE = 64 * 1024

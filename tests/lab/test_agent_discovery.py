@@ -25,6 +25,8 @@ METHOD = {
 
 @pytest.fixture(scope="module")
 def fleet():
+    """One discovery with the defaults (the PnP-only phone resends every 0.5 s, within the
+    default 1 s window), from a cold neighbour cache."""
     with Lab.up("fleet", phones=50) as lab:
         lab.exec("agent", ["ip", "neigh", "flush", "all"])
         r = lab.run(["phonediag", "discover", "--json"], timeout=120)

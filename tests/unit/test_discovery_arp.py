@@ -1,5 +1,6 @@
-"""ARP: the active sweep (scapy, with raw-socket rights) over a veth pair whose far end
-lives in a nested private namespace, and the quiet fall-back to the neighbour table."""
+"""ARP: the active sweep (an AF_PACKET socket on Linux, with raw-socket rights) over a veth
+pair whose far end lives in a nested private namespace, reply parsing, and the quiet
+fall-back to the neighbour table."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ NET = ScopedNetwork(ipaddress.ip_network("10.250.0.0/29"), "pdA", "10.250.0.1")
 
 
 def ctx(**kw) -> Context:
-    return Context(Config(timeout=0.4, **kw), [NET])
+    return Context(Config(sweep_timeout=0.4, **kw), [NET])
 
 
 def test_request_frame():
@@ -47,15 +48,34 @@ async def test_without_rights_the_neighbour_table_is_read_quietly(monkeypatch):
     assert c.pacer.sent == 0  # no packet
 
 
-async def test_a_broken_scapy_is_a_note_not_an_error(monkeypatch):
+async def test_a_broken_link_layer_is_a_note_not_an_error(monkeypatch):
     monkeypatch.setattr(platform, "raw_socket_rights", lambda: True)
+    monkeypatch.setattr(arp, "_local_mac", lambda net: "02:00:00:00:00:01")
 
-    def broken():
-        raise ImportError("No module named 'scapy'")
+    async def broken(iface, heard):
+        raise ImportError("No module named 'scapy'")  # the fallback's, off Linux
 
-    monkeypatch.setattr(arp, "_load_scapy", broken)
+    monkeypatch.setattr(arp, "_open_link", broken)
     swept = await arp.sweep(ctx())
     assert swept.skipped == "skipped: ImportError: No module named 'scapy'"
+
+
+def reply(sender: str, mac: str, target: str, op: int = 2) -> bytes:
+    hw = bytes.fromhex(mac.replace(":", ""))
+    frame = b"\x02\x00\x00\x00\x00\x01" + hw + b"\x08\x06"
+    frame += bytes([0, 1, 8, 0, 6, 4, 0, op]) + hw + ipaddress.IPv4Address(sender).packed
+    frame += b"\x02\x00\x00\x00\x00\x01" + ipaddress.IPv4Address(target).packed
+    return frame.ljust(60, b"\x00")
+
+
+def test_reply_parsing():
+    frame = reply("10.250.0.2", "80:5E:C0:00:00:02", "10.250.0.1")
+    assert arp.parse_reply(frame) == ("10.250.0.2", "80:5e:c0:00:00:02", "10.250.0.1")
+    assert arp.parse_reply(reply("10.250.0.2", "80:5e:c0:00:00:02", "10.250.0.1", op=1)) is None
+    assert arp.parse_reply(arp.request("02:00:00:00:00:01", "10.250.0.1", "10.250.0.2")) is None
+    assert arp.parse_reply(frame[:41]) is None  # truncated
+    assert arp.parse_reply(frame[:12] + b"\x08\x00" + frame[14:]) is None  # not ARP
+    assert arp.parse_reply(b"") is None
 
 
 def test_an_address_claimed_twice_is_noted():
@@ -113,6 +133,6 @@ async def test_active_sweep_finds_the_host_that_answers(veth, monkeypatch):
         ("10.250.0.2", veth, {"via": "sweep"})
     ]
     assert c.pacer.sent == 5  # .2 to .6: every in-scope host but ourselves, paced
-    # Bounded: importing scapy, then one wait after the last request.
-    assert elapsed < 3 + min(c.config.timeout, arp.MAX_WAIT)
+    # Bounded: one wait after the last request (plus slack for a loaded machine).
+    assert elapsed < 3 + min(c.config.sweep_timeout, arp.MAX_WAIT)
     assert await arp.discover(c, swept) == swept.sightings

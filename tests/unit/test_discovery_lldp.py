@@ -120,7 +120,7 @@ async def switch():
 
 
 async def test_neighbours_through_the_switch_are_identified(switch):
-    cfg = Config(timeout=0.4, mdns_window=2.0, snmp_communities=[snmpagent.COMMUNITY])
+    cfg = Config(sweep_timeout=0.4, mdns_window=2.0, snmp_communities=[snmpagent.COMMUNITY])
     sightings = await snmp.discover(Context(cfg, [NET]))
     assert switch.walked(REM)  # not a phone: its LLDP table was read
     neighbours = {s.ip: s for s in sightings if s.method == "lldp"}

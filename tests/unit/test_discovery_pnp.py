@@ -13,7 +13,7 @@ import socket
 
 import pytest
 
-from agent import identify
+from agent import identify, pipeline
 from agent.config import Config
 from agent.discovery import Context, pnp
 from agent.model import Device
@@ -177,7 +177,9 @@ def test_the_listener_bounds_what_it_keeps():
 def test_window_defaults_to_mdns_and_fits_the_step_budget():
     assert pnp.window(Config(mdns_window=3.0)) == 3.0
     assert pnp.window(Config(mdns_window=3.0, pnp_window=1.0)) == 1.0
-    assert pnp.window(Config(mdns_window=3.0, timeout=1.5, pnp_window=600)) == 6.0
+    cfg = Config(mdns_window=1.0, pnp_window=30.0)
+    assert pnp.window(cfg) == 30.0
+    assert pipeline._method_timeout(cfg, 254) > pnp.window(cfg)  # the step outlasts it
 
 
 def sender(ip: str) -> socket.socket:

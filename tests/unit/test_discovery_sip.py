@@ -263,7 +263,7 @@ async def test_tcp_replies_good_and_bad(chunks, code):
 
 def context(port: int, **kw) -> Context:
     net = ScopedNetwork(ipaddress.ip_network("127.0.0.0/29"), "lo", "127.0.0.1")
-    return Context(Config(sip_ports=[port], timeout=0.4, **kw), [net])
+    return Context(Config(sip_ports=[port], sweep_timeout=0.4, **kw), [net])
 
 
 async def test_discover_attributes_answers_by_tag_and_never_makes_a_device_out_of_scope():

@@ -25,7 +25,7 @@ HT802 = Path(__file__).parent / "vendors" / "data" / "grandstream" / "ht802.snmp
 
 
 def context(**overrides) -> Context:
-    cfg = Config(timeout=0.4, mdns_window=2.0, snmp_communities=[snmpagent.COMMUNITY])
+    cfg = Config(sweep_timeout=0.4, mdns_window=2.0, snmp_communities=[snmpagent.COMMUNITY])
     for k, v in overrides.items():
         setattr(cfg, k, v)
     net = ScopedNetwork(ipaddress.ip_network("127.0.0.0/28"), "lo", "127.0.0.1")
@@ -108,7 +108,8 @@ async def test_an_agent_that_refuses_walks_is_read_with_gets(agents):
         "Snom",
         "10.1",
     )
-    assert ("get", tuple(f"{ENT}.{c}.1" for c in (13, 10, 11, 12))) in snom.asked
+    row_one = {f"{ENT}.{c}.1" for c in (13, 10, 11, 12)}
+    assert any(kind == "get" and row_one <= set(oids) for kind, oids in snom.asked)
     d = Device("127.0.0.4", evidence={"snmp": attrs})
     identify.identify(d)
     assert (d.vendor, d.model, d.firmware) == ("snom", "D785", "10.1")

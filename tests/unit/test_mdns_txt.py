@@ -161,7 +161,7 @@ async def test_discovery_on_loopback_with_zeroconf():
     ]
     try:
         await asyncio.gather(*(registrant.async_register_service(s) for s in services))
-        ctx = Context(Config(mdns_window=1.5, timeout=1.0), [NET])
+        ctx = Context(Config(mdns_window=1.5, sweep_timeout=1.0), [NET])
         got = {s.ip: s for s in await mdns.discover(ctx)}
     finally:
         await registrant.async_unregister_all_services()
