@@ -7,6 +7,7 @@ input, 3 could not diagnose (no network, no scope).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from typing import Any
 
@@ -221,6 +222,257 @@ def rules_test(lang, files) -> None:
     if problems:
         raise Fail(i18n.t("rules.failed", lang, n=len(problems)), EXIT_USAGE)
     click.echo(i18n.t("rules.ok", lang, n=len(loaded), cases=cases))
+
+
+@cli.group()
+def remedy() -> None:
+    """Fix what the diagnosis found: with consent, audited, verified, undoable.
+
+    Corriger ce que le diagnostic a trouvé : avec votre accord, journalisé, vérifié,
+    annulable (docs/remedies.md).
+    """
+
+
+_device = click.option(
+    "--device",
+    metavar="IP|line:N|site",
+    help="The phone (its IP), a line (line:NUMBER or its number), or site.",
+)
+
+
+def _diagnosis(lang, config_path, networks, widen):
+    """Run the diagnosis the remedies answer; (lang, cfg, nets, report)."""
+    from agent import pipeline
+
+    lang, cfg, nets = _setup(lang, config_path, networks, widen)
+    report = asyncio.run(pipeline.run_diagnose(cfg, nets, lang))
+    return lang, cfg, nets, report
+
+
+def _audit(cfg, lang: str):
+    from agent import store
+    from agent.remedies.audit import Audit
+
+    try:
+        return Audit(store.path_for(cfg.store_path))
+    except store.StoreError as e:
+        raise Fail(i18n.t("remedy.store_error", lang, why=e), EXIT_USAGE) from None
+
+
+@contextlib.contextmanager
+def _store_errors(lang: str):
+    """The audit log failing half-way (a full disk...): one clear line, no traceback."""
+    from agent import store
+
+    try:
+        yield
+    except store.StoreError as e:
+        raise Fail(i18n.t("remedy.store_error", lang, why=e), EXIT_PROBLEMS) from None
+
+
+def _consent(lang: str, yes: bool, as_json: bool, key: str) -> tuple[bool | None, str]:
+    """(answer, how): True with --yes or "oui"/"yes"; False for any other answer; None
+    without an answer (end of input, --json): a dry run."""
+    if yes:
+        return True, "--yes"
+    if as_json:
+        return None, "dry run (--json without --yes)"
+    click.echo(i18n.t(key, lang), nl=False)
+    line = sys.stdin.readline()
+    if not line:
+        click.echo()
+        return None, "dry run (no answer)"
+    if not sys.stdin.isatty():
+        click.echo()  # the answer was not echoed: end the prompt's line
+    answer = line.strip().lower()
+    return answer in ("oui", "o", "yes", "y"), f"answered {answer[:20]!r}"
+
+
+@remedy.command("list")
+@_options(_common)
+@_json
+@_options(_scope)
+@_device
+def remedy_list(lang, config_path, as_json, networks, widen, device) -> None:
+    """Diagnose, then list the remedies that answer each finding (--device: one target)."""
+    import json
+
+    from agent.remedies import offers, render, resolve_subject
+    from agent.remedies.base import subject_of
+
+    lang, cfg, _nets, report = _diagnosis(lang, config_path, networks, widen)
+    subject = None
+    if device:
+        subject = resolve_subject(report, device)
+        if subject is None:
+            raise Fail(i18n.t("remedy.no_device", lang, device=device), EXIT_USAGE)
+    found = offers.offers(report, cfg, subject)
+    shown = [f for f in report.findings if subject is None or subject_of(f) == subject]
+    if as_json:
+        click.echo(json.dumps(render.offers_json(found, lang), ensure_ascii=False, indent=2))
+    else:
+        click.echo(render.listing(found, lang, shown))
+    if any(f.severity in ("critical", "warning") for f in shown):
+        sys.exit(EXIT_PROBLEMS)
+
+
+@remedy.command("apply")
+@click.argument("remedy_id")
+@_options(_common)
+@_json
+@_options(_scope)
+@_device
+@click.option("--yes", "-y", is_flag=True, help="Consent given: apply without asking.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(0, 600),
+    help="Seconds before the verifying diagnosis (default: the remedy's, e.g. 90 for a reboot).",
+)
+def remedy_apply(lang, config_path, as_json, networks, widen, device, yes, wait, remedy_id):
+    """Show the plan, ask (or --yes), apply, diagnose again, say whether it is fixed.
+
+    Without --yes and without the answer "oui"/"yes", nothing is changed (a dry run).
+    Exit 0: fixed and verified, or nothing changed on purpose; 1: failed (the target was
+    left as it was) or not fixed; 2: bad input.
+    """
+    from agent.remedies import get
+
+    lang = i18n.detect(lang)
+    chosen = get(remedy_id)
+    if chosen is None:
+        raise Fail(i18n.t("remedy.unknown", lang, id=remedy_id), EXIT_USAGE)
+    if not device and chosen.target != "site":
+        raise Fail(i18n.t("remedy.need_device", lang, id=remedy_id), EXIT_USAGE)
+    lang, cfg, nets, report = _diagnosis(lang, config_path, networks, widen)
+    with _store_errors(lang):
+        fixed = _apply(chosen, report, cfg, nets, lang, device, yes, wait, as_json)
+    if not fixed:
+        sys.exit(EXIT_PROBLEMS)
+
+
+def _apply(chosen, report, cfg, nets, lang, device, yes, wait, as_json) -> bool:
+    """``remedy apply`` once the diagnosis is made; True when nothing is left to fix by it
+    (fixed and verified, declined, a dry run, or manual steps shown)."""
+    from agent import pipeline
+    from agent.remedies import offers, render, resolve_subject
+    from agent.remedies.base import RemedyError
+    from agent.remedies.runner import Outcome, Runner
+
+    subject = resolve_subject(report, device or "site")
+    if subject is None:
+        raise Fail(i18n.t("remedy.no_device", lang, device=device), EXIT_USAGE)
+    try:
+        offer = offers.select(report, cfg, chosen, subject)
+    except RemedyError as e:
+        raise Fail(e.why.text(lang), EXIT_USAGE) from None
+    if offer.status == "manual":
+        click.echo(render.manual(chosen, offer.target, lang))
+        return True
+    label = offer.target.label(lang)
+    if offer.status == "unavailable":
+        why = offer.why.text(lang) if offer.why else "?"
+        raise Fail(i18n.t("remedy.cannot", lang, id=chosen.id, target=label, why=why), 1)
+    runner = Runner(cfg, _audit(cfg, lang))
+    try:
+        plan = asyncio.run(runner.plan(chosen, offer.target, offer.finding))
+    except RemedyError as e:
+        why = e.why.text(lang)
+        raise Fail(i18n.t("remedy.cannot", lang, id=chosen.id, target=label, why=why), 1) from None
+    if not as_json:
+        click.echo(render.plan(plan, lang))
+    run = runner.record_plan(plan)
+    answer, how = _consent(lang, yes, as_json, "remedy.ask")
+    runner.consent(run, plan, bool(answer), how)
+    if answer:
+
+        async def rediagnose():
+            return await pipeline.run_diagnose(cfg, nets, lang)
+
+        outcome = asyncio.run(runner.apply(run, plan, rediagnose, wait))
+    else:
+        outcome = Outcome("declined", run)
+    _print_outcome(outcome, plan, lang, as_json, answer)
+    return outcome.status == "declined" or outcome.fixed
+
+
+def _print_outcome(outcome, plan, lang: str, as_json: bool, answer: bool | None) -> None:
+    import json
+
+    from agent.remedies import render
+
+    if as_json:
+        click.echo(json.dumps(render.outcome_json(outcome, plan, lang), ensure_ascii=False))
+    elif outcome.status == "declined":
+        click.echo(i18n.t("remedy.dry_run" if answer is None else "remedy.outcome.declined", lang))
+    else:
+        click.echo(render.outcome(outcome, plan, lang))
+
+
+# Why an undo is refused: these are bad input (exit 2); the others, a failure (exit 1).
+_UNDO_USAGE = ("no_audit", "is_undo", "not_applied", "already_undone", "no_undo")
+
+
+@remedy.command("undo")
+@click.argument("audit_id")
+@_options(_common)
+@_json
+@click.option("--yes", "-y", is_flag=True, help="Consent given: undo without asking.")
+def remedy_undo(lang, config_path, as_json, yes, audit_id) -> None:
+    """Put back what an applied remedy changed (AUDIT_ID: its operation, see remedy log)."""
+    from agent.remedies.base import RemedyError
+    from agent.remedies.runner import Outcome, Runner
+
+    lang = i18n.detect(lang)
+    cfg = _config(config_path, lang)
+    if not audit_id.isdigit():
+        raise Fail(i18n.t("remedy.bad_audit_id", lang, id=audit_id), EXIT_USAGE)
+    with _store_errors(lang):
+        runner = Runner(cfg, _audit(cfg, lang))
+        try:
+            plan = asyncio.run(runner.plan_undo(int(audit_id)))
+        except RemedyError as e:
+            usage = e.why.key.rsplit(".", 1)[-1] in _UNDO_USAGE
+            raise Fail(e.why.text(lang), EXIT_USAGE if usage else EXIT_PROBLEMS) from None
+        if not as_json:
+            from agent.remedies import render
+
+            click.echo(render.plan(plan, lang))
+        run = runner.record_plan(plan)
+        answer, how = _consent(lang, yes, as_json, "remedy.ask_undo")
+        runner.consent(run, plan, bool(answer), how)
+        outcome = asyncio.run(runner.undo(run, plan)) if answer else Outcome("declined", run)
+    _print_outcome(outcome, plan, lang, as_json, answer)
+    if outcome.status == "failed":
+        sys.exit(EXIT_PROBLEMS)
+
+
+@remedy.command("log")
+@_options(_common)
+@_json
+@click.option("--limit", type=click.IntRange(1, 100000), default=100, help="Newest rows shown.")
+def remedy_log(lang, config_path, as_json, limit) -> None:
+    """The audit log: every step of every remedy (when, what, where, before -> after)."""
+    import json
+
+    from agent.remedies import render
+
+    lang = i18n.detect(lang)
+    cfg = _config(config_path, lang)
+    with _store_errors(lang):
+        rows = _audit(cfg, lang).rows(limit=limit)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in rows], ensure_ascii=False, indent=2))
+    else:
+        click.echo(render.log(rows, lang))
+
+
+def _config(config_path: str | None, lang: str):
+    from agent import config
+
+    try:
+        return config.load(config_path)
+    except config.ConfigError as e:
+        raise Fail(i18n.t("error.config", lang, why=e), EXIT_USAGE) from None
 
 
 @cli.command()

@@ -85,6 +85,300 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "unknown rule: {id} (see 'phonediag rules list')",
     },
     "explain.title": {"fr": "Pourquoi (--explain)", "en": "Why (--explain)"},
+    # ---------------------------------------------------------------- remedies
+    "remedy.unknown": {
+        "fr": "correction inconnue : {id} (voir « phonediag remedy list »)",
+        "en": "unknown remedy: {id} (see 'phonediag remedy list')",
+    },
+    "remedy.no_device": {
+        "fr": "appareil introuvable dans ce diagnostic : {device} (une adresse IP, line:NUMÉRO"
+        " ou site)",
+        "en": "device not found in this diagnosis: {device} (an IP address, line:NUMBER or site)",
+    },
+    "remedy.need_device": {
+        "fr": "précisez --device pour « {id} » (voir « phonediag remedy list »)",
+        "en": "give --device for '{id}' (see 'phonediag remedy list')",
+    },
+    "remedy.not_for": {
+        "fr": "« {id} » ne répond à aucun constat sur {target} (constats : {rules})",
+        "en": "'{id}' answers no finding on {target} (findings: {rules})",
+    },
+    "remedy.not_applicable": {
+        "fr": "« {id} » ne s'applique pas à {target} : {why}",
+        "en": "'{id}' does not apply to {target}: {why}",
+    },
+    "remedy.cannot": {
+        "fr": "« {id} » impossible sur {target} : {why}. Rien n'a été modifié.",
+        "en": "'{id}' cannot be done on {target}: {why}. Nothing was changed.",
+    },
+    "remedy.bad_audit_id": {
+        "fr": "numéro de journal invalide : {id}",
+        "en": "invalid audit id: {id}",
+    },
+    "remedy.store_error": {
+        "fr": "journal des corrections inutilisable ({why}) : rien n'a été modifié"
+        " (réglage [store] path)",
+        "en": "the remedies' audit log cannot be used ({why}): nothing was changed"
+        " ([store] path setting)",
+    },
+    "remedy.ask": {"fr": "Appliquer cette correction ? [oui/non] ", "en": "Apply it? [yes/no] "},
+    "remedy.ask_undo": {"fr": "Annuler cette correction ? [oui/non] ", "en": "Undo it? [yes/no] "},
+    "remedy.dry_run": {
+        "fr": "Simulation : rien n'a été modifié. Ajoutez --yes (ou répondez « oui ») pour"
+        " appliquer.",
+        "en": "Dry run: nothing was changed. Add --yes (or answer 'yes') to apply it.",
+    },
+    "remedy.manual_only": {
+        "fr": "« {id} » se fait à la main ; phonediag ne modifie rien. Étapes :",
+        "en": "'{id}' is done by hand; phonediag changes nothing. Steps:",
+    },
+    "remedy.list.none": {
+        "fr": "Aucune correction à proposer : aucun constat.",
+        "en": "No remedy to offer: nothing was found.",
+    },
+    "remedy.list.no_remedy": {
+        "fr": "(aucune correction ici : suivez les étapes de « phonediag diagnose »)",
+        "en": "(no remedy here: follow the steps of 'phonediag diagnose')",
+    },
+    "remedy.list.apply": {
+        "fr": "phonediag remedy apply {id} --device {device}",
+        "en": "phonediag remedy apply {id} --device {device}",
+    },
+    "remedy.list.unavailable": {"fr": "impossible ici : {why}", "en": "not possible here: {why}"},
+    "remedy.list.legend": {
+        "fr": "+ phonediag peut l'appliquer (avec votre accord)   * à faire à la main"
+        "   - impossible ici",
+        "en": "+ phonediag can apply it (with your consent)   * done by hand   - not possible here",
+    },
+    "remedy.plan.title": {"fr": "Correction « {id} » : {title}", "en": "Remedy '{id}': {title}"},
+    "remedy.plan.undo_title": {
+        "fr": "Annulation de l'opération {run} (« {id} »)",
+        "en": "Undo of operation {run} ('{id}')",
+    },
+    "remedy.plan.for": {"fr": "Pour : {target} (constat {rule})", "en": "For: {target} ({rule})"},
+    "remedy.plan.for_undo": {"fr": "Pour : {target}", "en": "For: {target}"},
+    "remedy.plan.changes": {"fr": "Ce qui va changer :", "en": "What will change:"},
+    "remedy.plan.api": {
+        "fr": "API OVHcloud, {method} {path}",
+        "en": "OVHcloud API, {method} {path}",
+    },
+    "remedy.plan.phone": {
+        "fr": "le téléphone {ip} ({vendor}), par son interface d'administration",
+        "en": "the phone {ip} ({vendor}), through its admin interface",
+    },
+    "remedy.plan.reset": {
+        "fr": "API OVHcloud, POST .../phone/resetConfig : configuration régénérée pour l'IP"
+        " publique {ip}",
+        "en": "OVHcloud API, POST .../phone/resetConfig: configuration regenerated for the"
+        " public IP {ip}",
+    },
+    "remedy.plan.reboot": {
+        "fr": "API OVHcloud, POST .../phone/reboot : le téléphone redémarre",
+        "en": "OVHcloud API, POST .../phone/reboot: the phone restarts",
+    },
+    "remedy.plan.kept": {"fr": "inchangé, noté : {values}", "en": "unchanged, noted: {values}"},
+    "remedy.plan.verify_facts": {
+        "fr": "Vérification : nouveau diagnostic ; attendu {facts}, et le constat {rule} disparu.",
+        "en": "Verification: a new diagnosis; expected {facts}, and the finding {rule} gone.",
+    },
+    "remedy.plan.verify": {
+        "fr": "Vérification : nouveau diagnostic ; le constat {rule} doit avoir disparu.",
+        "en": "Verification: a new diagnosis; the finding {rule} must be gone.",
+    },
+    "remedy.plan.settle": {
+        "fr": "Le nouveau diagnostic attend {s} s (redémarrage du téléphone ; --wait pour"
+        " changer).",
+        "en": "The new diagnosis waits {s} s (the phone restarting; --wait to change it).",
+    },
+    "remedy.plan.undo_yes": {
+        "fr": "Annulation : possible (phonediag remedy undo).",
+        "en": "Undo: possible (phonediag remedy undo).",
+    },
+    "remedy.plan.undo_no": {
+        "fr": "Annulation : impossible (rien à remettre).",
+        "en": "Undo: not possible (nothing to put back).",
+    },
+    "remedy.outcome.declined": {
+        "fr": "Refusé : rien n'a été modifié.",
+        "en": "Declined: nothing was changed.",
+    },
+    "remedy.outcome.failed": {"fr": "ÉCHEC : {why}", "en": "FAILED: {why}"},
+    "remedy.outcome.applied": {"fr": "Appliqué.", "en": "Applied."},
+    "remedy.outcome.undone": {
+        "fr": "Annulé : les valeurs d'avant l'opération {run} sont rétablies (relues sur place).",
+        "en": "Undone: the values from before operation {run} are back (read back).",
+    },
+    "remedy.outcome.audit": {
+        "fr": "Journal : opération {run}.",
+        "en": "Audit log: operation {run}.",
+    },
+    "remedy.outcome.audit_undo": {
+        "fr": "Journal : opération {run} (pour l'annuler : phonediag remedy undo {run}).",
+        "en": "Audit log: operation {run} (to undo it: phonediag remedy undo {run}).",
+    },
+    "remedy.verify.verified": {
+        "fr": "Vérifié : le nouveau diagnostic ne montre plus le constat {rule} ({seen}).",
+        "en": "Verified: the new diagnosis no longer shows {rule} ({seen}).",
+    },
+    "remedy.verify.still-present": {
+        "fr": "Le changement est bien fait ({seen}), mais le constat {rule} est toujours là :"
+        " une autre cause reste (phonediag remedy list).",
+        "en": "The change is made ({seen}), but the finding {rule} is still there: another"
+        " cause remains (phonediag remedy list).",
+    },
+    "remedy.verify.still-present-plain": {
+        "fr": "Le nouveau diagnostic montre toujours le constat {rule} ({remaining}).",
+        "en": "The new diagnosis still shows {rule} ({remaining}).",
+    },
+    "remedy.verify.not-taken": {
+        "fr": "Le nouveau diagnostic voit encore l'ancienne valeur ({seen}) : le changement"
+        " n'a pas pris.",
+        "en": "The new diagnosis still sees the old value ({seen}): the change did not take.",
+    },
+    "remedy.verify.unverified": {
+        "fr": "Non vérifié : le nouveau diagnostic n'a pas pu relire la cible ; relancez"
+        " « phonediag diagnose » dans un moment.",
+        "en": "Not verified: the new diagnosis could not read the target again; run"
+        " 'phonediag diagnose' in a while.",
+    },
+    "remedy.log.none": {"fr": "Journal vide.", "en": "The audit log is empty."},
+    "remedy.error.raw": {"fr": "{why}", "en": "{why}"},
+    "remedy.note.unchanged": {
+        "fr": "Rien n'a été modifié.",
+        "en": "Nothing was changed.",
+    },
+    "remedy.note.restart_by_hand": {
+        "fr": "Ce téléphone ne se redémarre pas à distance : débranchez puis rebranchez son"
+        " alimentation pour qu'il charge sa nouvelle configuration.",
+        "en": "This phone cannot be restarted remotely: unplug and plug back its power so it"
+        " loads its new configuration.",
+    },
+    "remedy.note.activation_code": {
+        "fr": "Gigaset/Siemens : sur le combiné, Réglages → Téléphonie → Assist VoIP, code PIN"
+        " 0000, compte IP1, « code d'auto-configuration » : {code}",
+        "en": "Gigaset/Siemens: on the handset, Settings → Telephony → VoIP wizard, PIN 0000,"
+        " account IP1, “auto-configuration code”: {code}",
+    },
+    "remedy.rollback.restored": {
+        "fr": "Remis comme avant ({what}), relu sur place.",
+        "en": "Put back as it was ({what}), read back.",
+    },
+    "remedy.rollback.unchanged": {
+        "fr": "Inchangé ({what}) : relu, toujours la valeur d'avant.",
+        "en": "Unchanged ({what}): read back, still the value from before.",
+    },
+    "remedy.rollback.cannot": {
+        "fr": "Déjà fait et impossible à défaire ({what}).",
+        "en": "Already done and cannot be undone ({what}).",
+    },
+    "remedy.rollback.unknown": {
+        "fr": "État inconnu ({what}) : impossible de le relire ou de le remettre ; vérifiez-le"
+        " (espace client ou interface du téléphone).",
+        "en": "State unknown ({what}): it could not be read back or put back; check it"
+        " (control panel or the phone's interface).",
+    },
+    "remedy.why.no_keys": {
+        "fr": "pas de clés d'API OVHcloud ({missing} introuvable(s))",
+        "en": "no OVHcloud API keys ({missing} found nowhere)",
+    },
+    "remedy.why.api": {"fr": "API OVHcloud : {why}", "en": "OVHcloud API: {why}"},
+    "remedy.why.no_line": {
+        "fr": "aucune ligne OVHcloud associée (le diagnostic n'a pas lu la ligne)",
+        "en": "no OVHcloud line joined to it (the diagnosis did not read the line)",
+    },
+    "remedy.why.no_api": {
+        "fr": "la ligne n'a pas pu être lue chez OVHcloud ({why})",
+        "en": "the line could not be read at OVHcloud ({why})",
+    },
+    "remedy.why.cannot_read": {
+        "fr": "impossible de lire l'état actuel ({why})",
+        "en": "the current state could not be read ({why})",
+    },
+    "remedy.why.already": {
+        "fr": "déjà fait : {values} (modifié depuis le diagnostic ?)",
+        "en": "already done: {values} (changed since the diagnosis?)",
+    },
+    "remedy.why.no_phone": {
+        "fr": "aucun téléphone trouvé sur le réseau pour cette ligne",
+        "en": "no phone found on the network for this line",
+    },
+    "remedy.why.no_write_path": {
+        "fr": "impossible par l'interface de ce téléphone ({vendor} : aucune écriture documentée"
+        " par le fabricant) ; faites-le à la main",
+        "en": "not possible through this phone's interface ({vendor}: the maker documents no"
+        " way to write it); do it by hand",
+    },
+    "remedy.why.not_shown": {
+        "fr": "le téléphone n'indique pas {keys}",
+        "en": "the phone does not show {keys}",
+    },
+    "remedy.why.no_public_ip": {
+        "fr": "adresse IP publique du bureau inconnue (ni STUN ni enregistrement vu par OVHcloud)",
+        "en": "the office's public IP address is not known (neither STUN nor a registration"
+        " seen by OVHcloud)",
+    },
+    "remedy.why.manual": {
+        "fr": "correction à faire à la main",
+        "en": "a remedy done by hand",
+    },
+    "remedy.why.portal_not_allowed": {
+        "fr": "« {id} » n'est pas autorisée depuis le portail ([remedies] portal_allowed)",
+        "en": "'{id}' is not allowed from the portal ([remedies] portal_allowed)",
+    },
+    "remedy.why.not_taken": {
+        "fr": "accepté par l'appareil, mais la valeur relue n'a pas changé ({now})",
+        "en": "accepted by the device, but the value read back did not change ({now})",
+    },
+    "remedy.why.no_audit": {
+        "fr": "aucune opération n° {id} dans le journal (phonediag remedy log)",
+        "en": "no operation {id} in the audit log (phonediag remedy log)",
+    },
+    "remedy.why.is_undo": {
+        "fr": "l'opération {run} est déjà l'annulation de l'opération {of}",
+        "en": "operation {run} is itself the undo of operation {of}",
+    },
+    "remedy.why.not_applied": {
+        "fr": "l'opération {run} n'a rien modifié : rien à annuler",
+        "en": "operation {run} changed nothing: nothing to undo",
+    },
+    "remedy.why.already_undone": {
+        "fr": "l'opération {run} a déjà été annulée (opération {by})",
+        "en": "operation {run} was already undone (operation {by})",
+    },
+    "remedy.why.no_undo": {
+        "fr": "« {id} » ne s'annule pas (un redémarrage ou une reconfiguration ne se défait pas)",
+        "en": "'{id}' cannot be undone (a restart or a reconfiguration cannot be taken back)",
+    },
+    "remedy.why.changed_since": {
+        "fr": "la valeur a changé depuis l'opération ({now}) : rien n'est annulé, pour ne pas"
+        " écraser ce changement",
+        "en": "the value changed since the operation ({now}): nothing is undone, so as not to"
+        " overwrite that change",
+    },
+    "remedy.why.precondition": {
+        "fr": "la situation ne s'y prête pas ({trace})",
+        "en": "the situation does not call for it ({trace})",
+    },
+    "remedy.why.not_supported": {
+        "fr": "impossible de redémarrer à distance ce type de téléphone ({why}) ; redémarrez-le"
+        " électriquement (phonediag remedy apply power-cycle-phone)",
+        "en": "this type of phone cannot be restarted remotely ({why}); power-cycle it"
+        " (phonediag remedy apply power-cycle-phone)",
+    },
+    "remedy.why.not_granted": {
+        "fr": "les clés d'API ne permettent pas ce changement ({why}) : créez des clés avec les"
+        " droits PUT et POST sur /telephony/*",
+        "en": "the API keys do not allow this change ({why}): create keys with PUT and POST"
+        " rights on /telephony/*",
+    },
+    "remedy.why.may_apply": {
+        "fr": "(peut-être utile : état inconnu, {trace})",
+        "en": "(may help: state unknown, {trace})",
+    },
+    "remedy.why.unknown": {
+        "fr": "état inconnu ({trace})",
+        "en": "state unknown ({trace})",
+    },
 }
 
 

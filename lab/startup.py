@@ -74,7 +74,10 @@ def agent_config(state: State) -> str:
         for ph in [*state.phones, *state.extra_uas]
         if ph["offers"].get("http")
     )
-    return AGENT_CONFIG + (provider_config(state) if state.api else "") + creds
+    # The agent's local store (the remedies' audit log) lives in the lab, not in the
+    # machine's /var/lib/phonediag: `down` removes it with the rest.
+    store = f'[store]\npath = "{state.dir / "phonediag.sqlite"}"\n'
+    return AGENT_CONFIG + store + (provider_config(state) if state.api else "") + creds
 
 
 def _record(state: State, proc: Proc) -> Proc:

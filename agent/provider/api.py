@@ -1,8 +1,11 @@
-"""Signed, read-only calls to the OVHcloud API through the official ``ovh`` client.
+"""Signed calls to the OVHcloud API through the official ``ovh`` client: reads for the
+diagnosis, and the few writes the remedies make (``PUT .../options``, ``POST
+.../phone/reboot``, ``POST .../phone/resetConfig``), only after a person's consent.
 
 The client is synchronous (``requests``): each call runs in a worker thread with the
 client's own timeout and an asyncio timeout around it. Every failure becomes one
-:class:`ProviderError` whose ``kind`` says what the user can do about it.
+:class:`ProviderError` whose ``kind`` says what the user can do about it; secrets are
+scrubbed from every message.
 """
 
 from __future__ import annotations
@@ -20,15 +23,26 @@ KINDS = {
     "not-found": "no such object",
     "unreachable": "the API could not be reached",
     "error": "the API answered with an error",
+    "not-supported": "the API does not offer this for this line or phone (HTTP 501)",
 }
 
 
 class ProviderError(Exception):
     """A call failed: ``kind`` is one of KINDS, the message is safe to show."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.status = status  # the HTTP status when the API answered
+
+    @property
+    def surely_not_applied(self) -> bool:
+        """True when the API certainly did not act on a write: it refused the keys or the
+        request (4xx) or does not offer it (501). A timeout, a lost connection or another
+        5xx leaves it unknown."""
+        if self.kind in ("refused", "not-granted", "not-found", "not-supported"):
+            return True
+        return self.status is not None and 400 <= self.status < 500
 
 
 def _kind(exc: BaseException) -> str:
@@ -44,7 +58,14 @@ def _kind(exc: BaseException) -> str:
         return "not-found"
     if isinstance(exc, e.HTTPError | e.NetworkError | TimeoutError | OSError):
         return "unreachable"
+    if _status(exc) == 501:
+        return "not-supported"
     return "error"
+
+
+def _status(exc: BaseException) -> int | None:
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status if isinstance(status, int) else None
 
 
 def _why(exc: BaseException) -> str:
@@ -76,7 +97,7 @@ def endpoint_name(endpoint: str) -> str:
 
 
 class Api:
-    """One OVHcloud API session (read-only use)."""
+    """One OVHcloud API session."""
 
     def __init__(self, keys: ApiKeys, timeout: float) -> None:
         import ovh
@@ -101,10 +122,22 @@ class Api:
 
     async def get(self, path: str) -> Any:
         """GET ``path`` (e.g. ``/telephony``); ProviderError on any failure."""
+        return await self._call("GET", path, self.client.get)
+
+    async def put(self, path: str, body: dict[str, Any]) -> Any:
+        """PUT ``body`` (a JSON object) to ``path``; ProviderError on any failure."""
+        return await self._call("PUT", path, self.client.put, **body)
+
+    async def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        """POST ``body`` (a JSON object, or nothing) to ``path``; ProviderError on failure."""
+        return await self._call("POST", path, self.client.post, **(body or {}))
+
+    async def _call(self, method: str, path: str, fn: Any, **body: Any) -> Any:
         try:
             async with asyncio.timeout(self.timeout * 2 + 1):
-                return await asyncio.to_thread(self.client.get, path)
+                return await asyncio.to_thread(fn, path, **body)
         except TimeoutError:
-            raise ProviderError("unreachable", f"GET {path}: no answer in time") from None
+            raise ProviderError("unreachable", f"{method} {path}: no answer in time") from None
         except Exception as e:
-            raise ProviderError(_kind(e), self.keys.scrub(f"GET {path}: {_why(e)}")) from None
+            message = self.keys.scrub(f"{method} {path}: {_why(e)}")
+            raise ProviderError(_kind(e), message, _status(e)) from None

@@ -3,6 +3,11 @@ vendor documents and returns device facts. What a family cannot tell stays unkno
 
 An adapter lives in ``agent/vendors/<vendor id>.py`` and defines ``ADAPTER``; a vendor
 without a module gets the generic SIP adapter. Adapters observe; rules judge.
+
+An adapter may also *write* a few of the phone's own settings, only where the vendor
+documents a write path (the remedies call it, after a person's consent): it then lists
+them in ``writable`` (keys of ``WRITE_KEYS``) and has ``write(ctx, values)``. A family
+without a documented write path has neither, and the remedies say so.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Any, Protocol
 
 from agent.config import Config, Credential
 from agent.model import UNKNOWN, Device, Fact
-from agent.net.http import Session
+from agent.net.http import HttpError, Session
 
 # The device facts a phone adapter may fill (catalogue keys, agent/facts/*.toml).
 PHONE_KEYS = (
@@ -54,6 +59,50 @@ class Adapter(Protocol):
     async def read(self, ctx: Context) -> dict[str, Any]:
         """Return {catalogue key: value}; leave out what the phone cannot tell."""
         ...
+
+
+# The settings a writer may change, with the type of their value (the catalogue keys the
+# adapter reads them back as). ``phone.forward.always`` False turns the forward off;
+# True needs ``phone.forward.always_target`` in the same call.
+WRITE_KEYS: dict[str, type] = {
+    "phone.dnd": bool,
+    "phone.forward.always": bool,
+    "phone.forward.always_target": str,
+}
+
+
+class Writer(Adapter, Protocol):
+    writable: frozenset[str]  # keys of WRITE_KEYS this family can write
+
+    async def write(self, ctx: Context, values: dict[str, Any]) -> None:
+        """Set ``values`` on the phone; HttpError (safe message) when it did not take."""
+        ...
+
+
+class Refused(HttpError):
+    """The phone answered a write and refused it (HTTP 4xx, an error code): it changed
+    nothing. Any other failure of a write (no answer in time, a lost connection) leaves
+    the phone's state unknown until it is read again."""
+
+
+def writable(adapter: Adapter) -> frozenset[str]:
+    """What ``adapter`` can write (nothing for a read-only family)."""
+    keys = getattr(adapter, "writable", frozenset())
+    return frozenset(keys) if hasattr(adapter, "write") else frozenset()
+
+
+def check_write(adapter: Adapter, values: dict[str, Any]) -> None:
+    """ValueError unless ``adapter`` can write every key of ``values``, with the right types,
+    and a forward turned on has its target."""
+    unknown = sorted(set(values) - writable(adapter))
+    if unknown:
+        raise ValueError(f"{adapter.vendor}: cannot write {', '.join(unknown)}")
+    for key, value in values.items():
+        if not isinstance(value, WRITE_KEYS[key]):
+            raise ValueError(f"{key} must be a {WRITE_KEYS[key].__name__}")
+    target = str(values.get("phone.forward.always_target", "")).strip()
+    if values.get("phone.forward.always") is True and not target:
+        raise ValueError("turning the forward on needs phone.forward.always_target")
 
 
 @dataclass

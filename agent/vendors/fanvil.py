@@ -1,6 +1,6 @@
 """Fanvil desk phones (X-series, V6x, W6xx DECT), through the phone's own web server.
 
-Interfaces (read only; tests/unit/vendors/data/fanvil/SOURCES.md):
+Interfaces (tests/unit/vendors/data/fanvil/SOURCES.md):
 - Web login: ``GET /`` (some firmware first asks HTTP Basic, realm "VoIP Phone", which the
   session answers) gives the login form with a hidden ``nonce``; ``POST /`` with ``nonce``,
   ``URL``, ``LOG_Language``, ``goto=Logon`` and ``encoded = user:md5(user:password:nonce)``,
@@ -15,6 +15,13 @@ Interfaces (read only; tests/unit/vendors/data/fanvil/SOURCES.md):
   (0 UDP, 1 TCP, 3 TLS), ``Proxy Addr``/``Proxy Port`` (outbound proxy), ``Always FWD``
   [``Num``], ``Busy FWD``, ``No Answer FWD``, ``Enable DND`` (line 1's own flag only);
   ``Flash Server IP`` (auto provisioning); ``Time Zone Name`` and DST.
+
+Writes (the remedies, after consent): Fanvil's HTTP API, ``POST /xmlService`` with
+``<FanvilConfiguration cmd="set">`` and ``<Item>sip.line.1.Name = value</Item>`` items (HTTP
+Basic or Digest with the web login; answer ``<RetCode>0</RetCode>``): ``EnableDND`` and
+``AlwaysFWD``/``AlwaysFWDNum``, the configuration file's names without their spaces (the
+documented ``sip.line.1.RegisterAddr`` pattern; assumed). A 0 answer is not proof: the
+remedy reads the state back.
 
 Left unknown: the last REGISTER answer's code and reason (the status page shows a word, no
 SIP code), and any field a page does not carry.
@@ -33,12 +40,13 @@ import hashlib
 import re
 from html.parser import HTMLParser
 from typing import Any
+from xml.sax.saxutils import escape
 
 from agent.config import Credential
 from agent.net.http import HttpError, LockedOut, Reply, Session
-from agent.vendors.base import Context, account, clock_skew
+from agent.vendors.base import Context, Refused, account, check_write, clock_skew
 
-INFO, CONFIG = "/information.htm", "/config.txt"
+INFO, CONFIG, XML_SERVICE = "/information.htm", "/config.txt", "/xmlService"
 TRANSPORTS = {"0": "udp", "1": "tcp", "3": "tls"}  # 2 and others: left unknown
 _NOT_REGISTERED = ("unregistered", "not registered", "unapplied", "trying", "timeout", "fail",
                    "registering", "disabled", "error")  # fmt: skip
@@ -120,6 +128,34 @@ class Fanvil:
         if not out:
             raise HttpError(f"{http.ip}: nothing readable ({'; '.join(why) or 'unknown pages'})")
         return out
+
+    writable = frozenset({"phone.dnd", "phone.forward.always", "phone.forward.always_target"})
+
+    async def write(self, ctx: Context, values: dict[str, Any]) -> None:
+        check_write(self, values)
+        items: dict[str, str] = {}
+        if "phone.dnd" in values:
+            items["EnableDND"] = "1" if values["phone.dnd"] else "0"
+        if "phone.forward.always" in values:
+            items["AlwaysFWD"] = "1" if values["phone.forward.always"] else "0"
+            if values["phone.forward.always"]:
+                items["AlwaysFWDNum"] = str(values["phone.forward.always_target"])
+        body = '<?xml version="1.0" encoding="UTF-8" ?>\n<FanvilConfiguration cmd="set">'
+        body += "".join(f"<Item>sip.line.1.{k} = {escape(v)}</Item>" for k, v in items.items())
+        body += "</FanvilConfiguration>"
+        http = ctx.http
+        reply = await http.request(
+            "POST", XML_SERVICE, content=body.encode(), headers={"Content-Type": "text/xml"}
+        )
+        if reply.status in (423, 429) or (reply.status == 401 and _LOCKED.search(reply.text)):
+            raise LockedOut(f"{http.ip}: the phone refuses logins for now (locked)")
+        if reply.status != 200:
+            error = Refused if 400 <= reply.status < 500 else HttpError
+            raise error(f"{http.ip}: {XML_SERVICE}: HTTP {reply.status}")
+        code = re.search(r"<RetCode>\s*(-?\d+)\s*</RetCode>", reply.text)
+        if not code or code.group(1) != "0":
+            got = code.group(1) if code else "no RetCode"
+            raise Refused(f"{http.ip}: {XML_SERVICE}: the phone refused the settings ({got})")
 
 
 def _answer(reply: Reply, ip: str) -> None:

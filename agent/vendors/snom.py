@@ -15,6 +15,12 @@ Interfaces (HTTP GET, HTTP Basic or Digest with the web login, as the phone asks
   ("Registered", or "Not registered" with the SIP answer when shown) and "IP Address".
 - The web server's ``Date`` header: the phone's clock.
 
+Writes (the remedies, after consent): ``/dummy.htm?settings=save&<name>=<value>&store_settings=
+save``, Snom's documented way to change a setting over HTTP (SOURCES.md), with the names
+``/settings.xml`` shows for line 1: ``dnd_mode1`` (``dnd_mode`` before 8.7.3) and
+``fwd_all_enabled1``/``fwd_all_target1``. The older global ``redirect_event`` forwarding
+(before 8.7.4) is not written. A 200 answer is not proof: the remedy reads the state back.
+
 Left unknown: any key whose setting or row is missing, the transport when no ``transport=``
 parameter is set (the phone then picks it through DNS), the SIP code when the status page
 shows none.
@@ -31,12 +37,14 @@ import html
 import ipaddress
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 from agent.net.http import HttpError, LockedOut, Reply, Session
-from agent.vendors.base import Context, account, clock_skew
+from agent.vendors.base import Context, Refused, account, check_write, clock_skew
 
 SETTINGS = "/settings.xml"
 INFO = "/info.htm"
+SAVE = "/dummy.htm"
 
 _ON, _OFF = {"on", "true", "1", "yes"}, {"off", "false", "0", "no"}
 _TRANSPORT = re.compile(r";\s*transport\s*=\s*(udp|tcp|tls)\b", re.IGNORECASE)
@@ -77,6 +85,38 @@ class Snom:
         if len(out) <= ("phone.clock_skew_s" in out):
             raise HttpError(f"{http.ip}: nothing readable ({'; '.join(why) or 'no known field'})")
         return out
+
+    writable = frozenset({"phone.dnd", "phone.forward.always", "phone.forward.always_target"})
+
+    async def write(self, ctx: Context, values: dict[str, Any]) -> None:
+        check_write(self, values)
+        http = ctx.http
+        reply = await _get(http, SETTINGS)  # which names this firmware uses for line 1
+        if reply.status != 200:
+            error = Refused if 400 <= reply.status < 500 else HttpError
+            raise error(f"{http.ip}: {SETTINGS}: HTTP {reply.status}")
+        query = save_query(settings(reply), values)
+        answer = await _get(http, f"{SAVE}?{urlencode(query)}")
+        if answer.status != 200:
+            error = Refused if 400 <= answer.status < 500 else HttpError
+            raise error(f"{http.ip}: {SAVE} settings=save: HTTP {answer.status}")
+
+
+def save_query(s: Settings, values: dict[str, Any]) -> dict[str, str]:
+    """The ``/dummy.htm`` query that sets ``values`` on line 1, in this firmware's names."""
+    query = {"settings": "save"}
+    if "phone.dnd" in values:
+        name = "dnd_mode" if "dnd_mode" in s and "dnd_mode1" not in s else "dnd_mode1"
+        query[name] = "on" if values["phone.dnd"] else "off"
+    if "phone.forward.always" in values:
+        if "fwd_all_enabled1" not in s and "fwd_all_enabled" not in s:
+            raise Refused("this firmware forwards with redirect_event (before 8.7.4): not written")
+        on = values["phone.forward.always"]
+        query["fwd_all_enabled1"] = "on" if on else "off"
+        if on:
+            query["fwd_all_target1"] = str(values["phone.forward.always_target"])
+    query["store_settings"] = "save"  # kept across a restart
+    return query
 
 
 async def _get(http: Session, path: str) -> Reply:

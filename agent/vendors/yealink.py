@@ -13,6 +13,11 @@
   (``AccountOutboundSwitch``/``AccountOutboundProxy``, ``Transport1``, ``Expires1``).
 - The web server's ``Date`` header: the phone's clock.
 
+Writes (the remedies, after consent), through the same Action URI: ``key=DNDOn|DNDOff``
+(DND) and ``phonecfg=set&Forward_always_enable=0|1[&Forward_always_target=N]`` (Yealink's
+``commonUnits_SetForwardCfg``, SOURCES.md). A 200 answer is not proof: the remedy reads
+the state back.
+
 Left unknown: the last REGISTER answer's code and reason (no page shows them), no-answer
 forwarding when its section mirrors the always-forward one (see parse_phonecfg), and any
 field a page does not carry.
@@ -32,7 +37,7 @@ from typing import Any
 
 from agent.config import Credential
 from agent.net.http import HttpError, LockedOut, Reply, Session
-from agent.vendors.base import Context, account, clock_skew
+from agent.vendors.base import Context, Refused, account, check_write, clock_skew
 
 ACTION_URI = "/servlet?phonecfg=get&accounts=1&dnd=1&fw=1"
 LOGIN_FORM = "/servlet?m=mod_listener&p=login&q=loginForm&jumpto=status"
@@ -55,6 +60,7 @@ HINTS = {
 
 class Yealink:
     vendor = "yealink"
+    writable = frozenset({"phone.dnd", "phone.forward.always", "phone.forward.always_target"})
 
     async def read(self, ctx: Context) -> dict[str, Any]:
         http = ctx.http
@@ -80,6 +86,25 @@ class Yealink:
         if len(out) <= ("phone.clock_skew_s" in out):
             raise HttpError(f"{http.ip}: nothing readable ({'; '.join(why)})")
         return out
+
+    async def write(self, ctx: Context, values: dict[str, Any]) -> None:
+        check_write(self, values)
+        requests: list[dict[str, str]] = []
+        if "phone.dnd" in values:
+            requests.append({"key": "DNDOn" if values["phone.dnd"] else "DNDOff"})
+        if "phone.forward.always" in values:
+            on = values["phone.forward.always"]
+            query = {"phonecfg": "set", "Forward_always_enable": "1" if on else "0"}
+            if on:
+                query["Forward_always_target"] = str(values["phone.forward.always_target"])
+            requests.append(query)
+        for query in requests:
+            reply = await ctx.http.get("/servlet", params=query)
+            if reply.status != 200:
+                what = "&".join(f"{k}={v}" for k, v in query.items() if k != "phonecfg")
+                hint = HINTS.get(reply.status, "")
+                error = Refused if 400 <= reply.status < 500 else HttpError
+                raise error(f"{ctx.http.ip}: Action URI {what}: HTTP {reply.status}{hint}")
 
 
 # ------------------------------------------------------------------ Action URI

@@ -27,6 +27,8 @@ from agent.probes import provider as probe
 from agent.report import text
 from lab.services.ovhapi import Account, MemoryStore, make_server, make_tls
 
+pytestmark = pytest.mark.usefixtures("no_ambient_keys")
+
 BA = "ovhtel-12345678-1"
 AK, AS, CK = (
     "7kbG7Bk7S9Nt7ZSV",
@@ -73,20 +75,6 @@ ACCOUNT = {
         }
     },
 }
-
-
-@pytest.fixture(autouse=True)
-def no_ambient_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Only the keys a test gives: no OVH_* variables, ovh.conf, keyring or CA bundle."""
-    for name in ("ENDPOINT", "APPLICATION_KEY", "APPLICATION_SECRET", "CONSUMER_KEY"):
-        monkeypatch.delenv(f"OVH_{name}", raising=False)
-    monkeypatch.setattr("ovh.config.CONFIG_PATH", [str(tmp_path / "none.conf")])
-    monkeypatch.setattr("agent.provider.credentials._keyring", lambda name: None)
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    return make_tls(tmp_path_factory.mktemp("tls"), "localhost")
 
 
 @pytest.fixture
