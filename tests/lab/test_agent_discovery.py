@@ -72,3 +72,21 @@ def test_a_phone_only_one_method_sees(fleet, method):
     device = next(d for d in report["devices"] if d["ip"] == host["ip"])
     assert device["found_by"] == sorted({"arp", METHOD[method]})
     assert (device["vendor"], device["model"]) == (host["vendor"], host["model"])
+
+
+def test_no_root_needed_for_sip_snmp_mdns_and_pnp(fleet):
+    """As an unprivileged user (no raw sockets: no ARP sweep, the neighbour table instead),
+    every phone that answers SIP, SNMP, mDNS or PnP is still found and identified."""
+    lab, _ = fleet
+    lab.exec("agent", ["ip", "neigh", "flush", "all"])
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    # The lab's config sits in its owner-only state dir: the defaults fit the fleet.
+    r = lab.run([*nobody, "phonediag", "discover", "--json"], timeout=120,
+                env={"PHONEDIAG_CONFIG": "", "HOME": "/nonexistent"})  # fmt: skip
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    devices = {d["ip"]: d for d in json.loads(r.stdout)["devices"]}
+    wanted = {"sip-udp", "sip-tcp", "snmp", "mdns", "pnp"}
+    for host in lab.fleet_hosts:
+        if host["kind"] == "phone" and wanted & set(host["methods"]):
+            assert host["ip"] in devices, host
+            assert devices[host["ip"]]["model"] == host["model"], host
