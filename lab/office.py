@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import os
 import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import sysconfig
 import threading
 import time
@@ -20,6 +22,23 @@ from lab import fleet, netns, procs, scenarios, startup, topology
 from lab.phones import admin_secret, make_extra_ua, make_phones
 from lab.services import face, kamailio, ovhapi, phone
 from lab.state import ROOT, State, check_instance, instance_from_env, state_dir
+
+# A signed call to the API stand-in, run on the agent host (OVHcloud's signature: "$1$" +
+# SHA1(AS+CK+METHOD+URL+BODY+TS)); prints "STATUS BODY".
+_API_CALL = """
+import hashlib, ssl, sys, time, urllib.error, urllib.request
+ak, as_, ck, ca, method, url, body = sys.argv[1:8]
+ts = str(int(time.time()))
+sig = "$1$" + hashlib.sha1("+".join([as_, ck, method, url, body, ts]).encode()).hexdigest()
+req = urllib.request.Request(url, data=body.encode() or None, method=method, headers={
+    "X-Ovh-Application": ak, "X-Ovh-Consumer": ck, "X-Ovh-Timestamp": ts,
+    "X-Ovh-Signature": sig, "Content-Type": "application/json"})
+try:
+    with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=ca), timeout=5) as r:
+        print(r.status, r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode())
+"""
 
 KEEP_LOGS_ENV = "PHONEDIAG_LAB_KEEP_LOGS"
 DEFAULT_PHONES = 3
@@ -88,7 +107,7 @@ class Lab:
         state.namespaces = {r: f"{state.prefix}-{r}" for r in roles}
         state.passwords = {p["line"]: secrets.token_hex(8) for p in truth}
         state.admin_passwords = {p["role"]: admin_secret(p) for p in [*truth, *state.extra_uas]}
-        state.api = startup.api_account(truth)
+        state.api = startup.api_account(truth, state.passwords)
         state.save()
         lab = cls(state)
         try:
@@ -280,6 +299,32 @@ class Lab:
         face.reload(self.ns(role))  # the controller also polls the file, as a fallback
         return new
 
+    def power_cycle(self, role: str) -> None:
+        """Unplug and plug ``role`` back: it un-REGISTERs, boots (about 2 s, the controller's
+        BOOT_S), fetches its profile from the provisioning server and registers again.
+        Returns once the phone took the command; its face answers 503 while it boots."""
+        self._phone_or_extra(role)
+        if face.command(self.ns(role), "lab_boot", "power cycle") is None:
+            raise LabError(f"{role}'s controller did not take the power cycle")
+
+    def drop_registration(self, role: str) -> None:
+        """``role``'s SIP stack gets stuck: it un-REGISTERs and stays unregistered (its faces
+        say so) until it boots again. Returns once the phone took the command."""
+        self._phone_or_extra(role)
+        if face.command(self.ns(role), "lab_drop") is None:
+            raise LabError(f"{role}'s controller did not take the command")
+
+    def provisioning_fetches(self) -> list[dict[str, Any]]:
+        """The profile requests the provisioning server answered, oldest first: dicts with
+        time (epoch s), mac (12 hex digits, "-" if the path had none), ip (the source
+        address: the office's public IP for phones behind the NAT), status (200, 403, 404)
+        and path."""
+        try:
+            text = ovhapi.provisioning_log(self.state.dir).read_text()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
     def phone_registration(self, role: str) -> dict[str, Any] | None:
         """What the phone itself says of its line: {registered, status, reason} (the face's
         ``Phone.registration()``); None if its controller did not answer."""
@@ -346,6 +391,20 @@ class Lab:
     def last_registrations(self, line: str) -> list[dict[str, str]]:
         """The registrar's record of the line's REGISTERs (htable ``regs``), oldest first."""
         return kamailio.last_registrations(self.state.dir, line)
+
+    def api_call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """A call to the API stand-in from the agent host, signed as OVHcloud's clients sign
+        them, with the lab's credential: (HTTP status, decoded JSON body or None)."""
+        cred = self.api_credentials
+        data = "" if body is None else json.dumps(body)
+        argv = [sys.executable, "-c", _API_CALL, cred["application_key"]]
+        argv += [cred["application_secret"], cred["consumer_key"], str(self.api_ca_file)]
+        argv += [method, f"{self.api_endpoint}{path}", data]
+        out = self.run(argv, timeout=30)
+        if out.returncode != 0:
+            raise LabError(f"API call {method} {path} failed: {out.stderr.strip()}")
+        status, _, text = out.stdout.strip().partition(" ")
+        return int(status), json.loads(text) if text.strip() else None
 
     def _phone_or_extra(self, role: str) -> dict[str, Any]:
         found = next((u for u in self.state.extra_uas if u["role"] == role), None)

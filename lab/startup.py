@@ -29,13 +29,17 @@ Progress = Callable[[str], None]
 BILLING_ACCOUNT = "ovhtel-12345678-1"  # the lab's one billing account at the API stand-in
 
 
-def api_account(phones: list[dict[str, Any]]) -> dict[str, Any]:
+def api_account(
+    phones: list[dict[str, Any]], passwords: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The API stand-in's account: one fresh credential, and one billing account with one line
     per office phone, whose phone is that phone's real model and MAC (a second device on a
-    line, as in duplicate-registration, is not a line of its own)."""
+    line, as in duplicate-registration, is not a line of its own). ``passwords`` (line ->
+    the registrar's password) go in as each line's ``sip_password``, for provisioning."""
     lines = {
         ph["line"]: {
             "description": f"Ligne {ph['line']}",
+            **({"sip_password": passwords[ph["line"]]} if passwords else {}),
             "phone": {
                 "brand": ph["ovh_brand"],
                 "description": ph["ovh_description"],
@@ -177,6 +181,7 @@ def start(state: State, scenario: Scenario, timeout: float, progress: Progress) 
         ("coturn", lambda: probes.stun_binding(ns["agent"], prov_ip)),
         ("pstn gateway", _ctrl_check(ns["prov"])),
         ("ovhapi", _tcp_check(ns["agent"], topology.API_IP, ovhapi.PORT)),
+        ("provisioning", _tcp_check(ns["agent"], topology.API_IP, ovhapi.PROVISIONING_PORT)),
     ]
     for ph, proc, kind in faces:
         if kind == "snmp":
@@ -215,12 +220,15 @@ def _start_phone(state: State, ph: dict[str, Any], fault: Scenario | None) -> tu
     ``fault``: the scenario, when this phone is the one with the fault.
     """
     role, base = ph["role"], state.dir
-    settings = face.initial_state(ph, kamailio.DOMAIN, state.admin_passwords[role])
     password = state.passwords[ph["line"]]
+    if fault is not None and fault.wrong_password:
+        password = "wrong" + password[::-1]
+    server = f"{topology.API_IP}:{ovhapi.PROVISIONING_PORT}"
+    settings = face.initial_state(
+        ph, kamailio.DOMAIN, state.admin_passwords[role], password, provisioning_server=server
+    )
     if fault is not None:
         settings = face.merge(settings, fault.phone_state)
-        if fault.wrong_password:
-            password = "wrong" + password[::-1]
     face.write_state(face.state_file(base, role), settings)
     ns = state.namespaces[role]
     sip_proc = phone.start(

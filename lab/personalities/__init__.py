@@ -17,19 +17,26 @@ The state file (``<lab state>/<role>/phone-state.json``) holds::
     admin {username, password},            # the web login of this phone
     dnd (bool), forward {always, busy, noanswer} (target number or ""),
     clock_offset_s (phone clock minus true time), provisioning_url, outbound_proxy,
-    transport ("udp"), expires (registration interval, s)
+    transport ("udp"), expires (registration interval, s),
+    sip_password (what the phone holds for its line: a wrong one in wrong-password),
+    provisioning_server ("ip:port" where the lab reaches OVHcloud's *.prov.voip.ovh.net)
+
+A face that reboots or resyncs the phone calls ``phone.reboot(reason)`` or
+``phone.resync(url, reason)``: the controller (``controller.py``) does it in a thread after
+the answer, and the face answers 503 to everything while the phone boots.
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass
@@ -40,6 +47,7 @@ class Request:
     headers: dict[str, str]  # lower-case names
     body: bytes = b""
     client: str = ""
+    raw_query: str = ""  # the request target after "?", undecoded (Cisco's resync URL)
 
     def form(self) -> dict[str, str]:
         """A urlencoded POST body as a dict."""
@@ -70,6 +78,16 @@ class Response:
 
 
 RegistrationReader = Callable[[], dict[str, Any]]
+
+
+class Firmware(Protocol):
+    """What drives the phone's SIP UA (the controller): boots and profile resyncs."""
+
+    def boot_async(self, reason: str) -> None: ...
+
+    def resync_async(self, url: str | None, reason: str) -> None: ...
+
+
 Handler = Callable[["Request", "Phone"], "Response"]
 
 
@@ -98,15 +116,34 @@ def local_time(epoch: float) -> datetime:
 class Phone:
     """The phone behind the face: its state file, its clock, its line's registration."""
 
-    def __init__(self, state_file: Path, registration: RegistrationReader | None = None) -> None:
+    def __init__(
+        self,
+        state_file: Path,
+        registration: RegistrationReader | None = None,
+        firmware: Firmware | None = None,
+    ) -> None:
         self.state_file = state_file
         self.state: dict[str, Any] = json.loads(state_file.read_text())
         self._registration = registration
+        self._firmware = firmware
 
     def save(self) -> None:
+        """Write the state file atomically, owner-only (it holds the passwords)."""
         tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.state, indent=2))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(self.state, fh, indent=2)
         tmp.replace(self.state_file)
+
+    def reboot(self, reason: str) -> None:
+        """Reboot once the current answer is sent (nothing without a controller)."""
+        if self._firmware is not None:
+            self._firmware.boot_async(reason)
+
+    def resync(self, url: str | None, reason: str) -> None:
+        """Fetch and apply a profile (``url``, else the phone's own) after the answer."""
+        if self._firmware is not None:
+            self._firmware.resync_async(url, reason)
 
     def now(self) -> float:
         """The phone's clock (epoch seconds): true time plus the state's offset."""

@@ -6,11 +6,16 @@
 - ``/admin/spacfg.xml`` (desk phones) or ``/admin/config.xml`` (ATAs): ``<flat-profile>``
   with the provisioning parameter names and ``group`` attributes of the SPA5xx profile.
 - ``/admin/advanced``: the configuration utility's page (HTML).
+- ``/admin/reboot`` and ``/admin/resync[?<profile URL>]`` (SPA provisioning guide): 200, then
+  the phone reboots, or fetches the URL (without one: its own profile, next to
+  ``Profile_Rule``) and applies the ``<flat-profile>`` (profile.py). The login goes after the
+  URL: ``/admin/resync?http://h/p/spa.xml&xuser=admin&xpassword=s3cr%21t``.
 
 The login is accepted appended to the path (``&xuser=<u>&xpassword=<p>``, Cisco's documented
 form) or as HTTP Basic (the browser prompt); with no admin password set, pages are open, as
-on a factory SPA5xx. Anything else gets a 401, unknown paths a 404. Cisco documents no HTTP
-write path for DND or forwarding (the web form ids are not public), so this face is read-only.
+on a factory SPA5xx. Anything else gets a 401 (and nothing is done), unknown paths a 404.
+Cisco documents no HTTP write path for DND or forwarding (the web form ids are not public):
+settings change only through a resync.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from lab.personalities.auth import basic_challenge, basic_ok
 TIME_ZONE = "GMT+01:00"  # a French office; daylight saving as the EU rule below
 DST_RULE = "start=3/-1/7/2;end=10/-1/7/3;save=1"
 _ATA = re.compile(r"^(SPA1\d\d|SPA2\d\d|ATA)", re.I)
-_LOGIN = re.compile(r"&xuser=(?P<u>.*?)&xpassword=(?P<p>.*)$")
+_LOGIN = re.compile(r"(?:^|&)xuser=(?P<u>.*?)&xpassword=(?P<p>.*)$")
+ACTIONS = ("/admin/reboot", "/admin/resync")
 
 
 def _stamp(t: datetime) -> str:
@@ -50,6 +56,13 @@ def handle(req: Request, phone: Phone) -> Response:
     m = _LOGIN.search(path)
     if m:
         path, user, pwd = path[: m.start()], unquote(m["u"]), unquote(m["p"])
+    url = ""
+    if path == "/admin/resync" and req.raw_query:  # ?<profile URL>[&xuser=u&xpassword=p]
+        url = req.raw_query
+        m = _LOGIN.search(url)
+        if m:
+            url, user, pwd = url[: m.start()], unquote(m["u"]), unquote(m["p"])
+        url = url if "://" in url else unquote(url)
     if req.method != "GET":
         return Response.not_found()
     model = str(phone.state.get("model", "SPA504G"))
@@ -58,11 +71,18 @@ def handle(req: Request, phone: Phone) -> Response:
         "/admin/status.xml",
         "/admin/advanced",
         "/admin/config.xml" if ata else "/admin/spacfg.xml",
+        *ACTIONS,
     }
     if path not in pages:
         return Response.not_found()
     if not _authorized(req, phone, user, pwd):
         return basic_challenge(model)
+    if path == "/admin/reboot":
+        phone.reboot(f"/admin/reboot from {req.client}")
+        return Response.text(_done(model, "Rebooting"))
+    if path == "/admin/resync":
+        phone.resync(url or None, f"/admin/resync from {req.client}")
+        return Response.text(_done(model, "Resyncing"))
     if path == "/admin/status.xml":
         return Response.text(_status(phone, model, ata), "text/xml")
     if path == "/admin/advanced":
@@ -71,6 +91,11 @@ def handle(req: Request, phone: Phone) -> Response:
             f"<body>Software Version: {escape(str(phone.state.get('firmware', '')))}</body></html>"
         )
     return Response.text(_profile(phone, model, ata), "text/xml")
+
+
+def _done(model: str, what: str) -> str:
+    """The page after a reboot or resync request (wording assumed)."""
+    return f"<html><head><title>{escape(model)}</title></head><body>{what}...</body></html>"
 
 
 def _status(phone: Phone, model: str, ata: bool) -> str:

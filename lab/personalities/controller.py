@@ -15,6 +15,14 @@ connection (see ``ctrlmux``) and:
   direction "incoming" of each call id: CALL_INCOMING in manual answermode, CALL_REMOTE_SDP
   in auto answermode, where baresip 1.0 emits no CALL_INCOMING), and the ``lab_incoming``
   command returns them as JSON (time, peer, id, first: that event's type), oldest first.
+* boot (``lab_boot``, or a face's reboot page): the line's UA is deleted (baresip
+  un-REGISTERs), the phone "boots" for BOOT_S, fetches ``<mac12>.xml`` next to its
+  ``provisioning_url`` from the provisioning server and applies it (profile.py; anything but
+  a 200 ``<flat-profile>`` keeps the stored settings), then creates the UA again from the
+  state (line, registrar, ``sip_password``, answermode): it registers. The face answers 503
+  meanwhile. ``lab_drop``: the UA is deleted and stays so until the next boot (a stuck SIP
+  stack). A resync (Cisco's ``/admin/resync``) fetches and applies a profile without a boot,
+  and re-creates the UA when the line, registrar or password changed.
 """
 
 from __future__ import annotations
@@ -24,21 +32,29 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lab.personalities import Phone, profile
 from lab.personalities.ctrlmux import CtrlMux, Message, log
+from lab.services import phone as sip
 
 CLIENT_ADDR = ("127.0.0.1", 4444)  # what lab clients use, as with a bare baresip
 BARESIP_ADDR = ("127.0.0.1", 4445)  # baresip's own ctrl_tcp, behind the controller
 CACHE_S = 1.0
 POLL_S = 0.2
 MAX_INCOMING = 200  # incoming calls remembered
+# How long a lab phone takes to boot. A real one takes about a minute; the lab keeps the
+# shape (un-REGISTER, silence, provisioning, REGISTER) and not the wait.
+BOOT_S = 2.0
+UA_KEYS = ("line", "registrar", "sip_password")  # a change re-creates the SIP UA
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 CODE = re.compile(r"^\s*(\d{3})\s+(.*?)\s*$")
 # baresip's log: "1001@sip.ovh.test: {0/UDP/v4} 200 OK (kamailio …) [1 binding]" and
 # "reg: sip:1001@sip.ovh.test: 401 Unauthorized (kamailio …)"
+UA_ROW = re.compile(r"^[>\s]*(sip:\S+)", re.M)  # an account row of `reginfo`
 LOG_LINE = re.compile(
     r"^(?:reg: )?(?:sip:)?(?P<user>[^\s@:]+)@\S+: (?:\{[^}]*\} )?"
     r"(?P<code>[1-6]\d\d) (?P<reason>[^(\[]*?)\s*(?:[(\[].*)?$"
@@ -100,6 +116,10 @@ class Controller:
         self.last: tuple[int | None, str | None] | None = None  # from events
         self.cache: tuple[float, dict[str, Any]] | None = None
         self.incoming: list[dict[str, Any]] = []  # calls that reached the phone, oldest first
+        self.jobs = threading.Lock()  # one boot, drop or resync at a time
+        self.boots = 0  # boots asked for and not finished: the face answers 503 meanwhile
+        self.ua_present = True  # baresip starts with the line's UA (its accounts file)
+        self.generation = 0  # + 1 each time the UA is deleted or created
         self.mux = CtrlMux(
             upstream,
             listen,
@@ -109,6 +129,8 @@ class Controller:
                 "lab_reload": self._cmd_reload,
                 "lab_registration": self._cmd_registration,
                 "lab_incoming": self._cmd_incoming,
+                "lab_boot": self._cmd_boot,
+                "lab_drop": self._cmd_drop,
             },
         )
 
@@ -143,6 +165,8 @@ class Controller:
                 return
             mode = self.wanted_mode()
             if mode == self.applied_mode or not self.mux.connected.is_set():
+                return
+            if not self.ua_present:  # no UA to apply it to: it is created with the state's
                 return
             answer = self.mux.request("answermode", mode)
             if answer.get("ok"):
@@ -211,12 +235,14 @@ class Controller:
         with self.lock:
             if self.cache and now - self.cache[0] < CACHE_S:
                 return dict(self.cache[1])
-            last = self.last
+            generation = self.generation
         try:
             answer = self.mux.request("reginfo", timeout=1.0)
             word = reginfo_state(str(answer.get("data", "")), self.line)
         except TimeoutError:
             word = None
+        with self.lock:
+            last = self.last  # read after reginfo: a UA deleted meanwhile has no status
         if last is None:
             last = last_log_status(self.sip_log, self.line)
         status, reason = last
@@ -225,8 +251,149 @@ class Controller:
             status, reason = 200, "OK"
         result = {"registered": registered, "status": status, "reason": reason}
         with self.lock:
-            self.cache = (now, result)
+            if generation == self.generation:  # no UA deleted or created meanwhile
+                self.cache = (now, result)
         return dict(result)
+
+    # -- boot, provisioning, a stuck SIP stack ----------------------------------------------
+    @property
+    def booting(self) -> bool:
+        """True from a boot's request until the phone is up again."""
+        with self.lock:
+            return self.boots > 0
+
+    def boot_async(self, reason: str) -> None:
+        """Boot in a thread (so that an HTTP answer goes out first); ``booting`` at once."""
+        with self.lock:
+            self.boots += 1
+        self._spawn(self.boot, reason)
+
+    def drop_async(self) -> None:
+        """The SIP stack gets stuck: the line's UA is deleted until the next boot."""
+        self._spawn(self.drop)
+
+    def resync_async(self, url: str | None, reason: str) -> None:
+        """``resync`` in a thread."""
+        self._spawn(self.resync, url, reason)
+
+    def _spawn(self, job: Callable[..., None], *args: Any) -> None:
+        def run() -> None:
+            try:
+                job(*args)
+            except Exception as exc:  # the controller must keep running
+                log(f"{job.__name__} failed: {exc!r}")
+            finally:
+                if job == self.boot:
+                    with self.lock:
+                        self.boots -= 1
+
+        threading.Thread(target=run, name=job.__name__, daemon=True).start()
+
+    def boot(self, reason: str) -> None:
+        """Un-REGISTER, wait BOOT_S, fetch the profile, create the UA again (it registers)."""
+        with self.jobs:
+            log(f"rebooting ({reason})")
+            self._delete_ua()
+            time.sleep(BOOT_S)
+            state = self._read()
+            if state.get("provisioning_url"):
+                url = str(state["provisioning_url"])
+                self._fetch_and_apply(profile.profile_url(url, str(state.get("mac", ""))))
+            self._create_ua()
+            log("booted")
+
+    def drop(self) -> None:
+        """Delete the line's UA (baresip un-REGISTERs); only a boot creates it again."""
+        with self.jobs:
+            log("SIP stack stuck: the line is not registered until the next boot")
+            self._delete_ua()
+
+    def resync(self, url: str | None, reason: str) -> None:
+        """Fetch a profile (``url``, else ``<mac12>.xml`` next to ``provisioning_url``) and
+        apply it; the UA is created again if its line settings changed (not after a drop)."""
+        with self.jobs:
+            log(f"resync ({reason})")
+            if url is None:
+                state = self._read()
+                rule = str(state.get("provisioning_url") or "")
+                if not rule:
+                    log("resync: no provisioning URL")
+                    return
+                url = profile.profile_url(rule, str(state.get("mac", "")))
+            if self._fetch_and_apply(url) and self.ua_present:
+                log("line settings changed: creating the SIP UA again")
+                self._delete_ua()
+                self._create_ua()
+
+    def _fetch_and_apply(self, url: str) -> bool:
+        """Fetch a profile and apply it to the state file; True if the UA's settings changed."""
+        server = str(self._read().get("provisioning_server") or "")
+        try:
+            status, body = profile.fetch(url, server)
+        except (OSError, ValueError) as exc:
+            log(f"provisioning {url}: {exc}; keeping the stored settings")
+            return False
+        if status != 200:
+            log(f"provisioning {url}: HTTP {status}; keeping the stored settings")
+            return False
+        phone = Phone(self.state_file)
+        before = [phone.state.get(k) for k in UA_KEYS]
+        try:
+            changed = profile.apply(phone.state, body)
+        except profile.ProfileError as exc:
+            log(f"provisioning {url}: {exc}; keeping the stored settings")
+            return False
+        if changed:
+            phone.save()
+        log(f"provisioning {url}: applied {', '.join(changed) or 'nothing new'}")
+        self.reload()
+        return [phone.state.get(k) for k in UA_KEYS] != before
+
+    def _ask(self, command: str, params: str = "") -> Message:
+        try:
+            return self.mux.request(command, params)
+        except TimeoutError as exc:
+            return {"ok": False, "data": str(exc)}
+
+    def _delete_ua(self) -> None:
+        """Delete every UA baresip has (it un-REGISTERs); the face then shows no status.
+
+        Under ``lock``, as ``reload``: no answermode is ever sent to a UA being deleted."""
+        with self.lock:
+            self.ua_present = False
+            listing = ANSI.sub("", str(self._ask("reginfo").get("data", "")))
+            for aor in UA_ROW.findall(listing):
+                answer = self._ask("uadel", aor)
+                log(f"uadel {aor}: {'deleted' if answer.get('ok') else answer.get('data')}")
+            self.last, self.cache = (None, None), None  # not the last boot's answer
+            self.generation += 1
+
+    def _create_ua(self) -> None:
+        """Create the line's UA from the state file (``uanew``): it registers at once."""
+        with self.lock:
+            self.state = self._read()
+            self.line = str(self.state.get("line", ""))
+            mode = self.wanted_mode()
+            registrar = str(self.state.get("registrar", ""))
+            password = str(self.state.get("sip_password", ""))
+            account = sip.render_account({"line": self.line}, registrar, password, mode)
+            answer = self._ask("uanew", account.strip())  # it echoes the password: not logged
+            self.ua_present = bool(answer.get("ok"))
+            self.applied_mode = mode if self.ua_present else None
+            self.cache = None
+            self.generation += 1
+        if self.ua_present:
+            log(f"UA sip:{self.line}@{registrar} created (answermode {mode})")
+        else:
+            log(f"uanew sip:{self.line}@{registrar} failed")
+
+    def _cmd_boot(self, params: str) -> str:
+        self.boot_async(params or "lab_boot")
+        return "booting\n"
+
+    def _cmd_drop(self, _params: str) -> str:
+        self.drop_async()
+        return "dropping\n"
 
     def _cmd_reload(self, _params: str) -> str:
         self.reload()

@@ -5,7 +5,8 @@ request becomes a ``Request`` for ``lab.personalities.<family>.handle(req, phone
 ``Phone`` is re-read from the state file for every request, and its registration comes from
 the controller thread that drives the phone's baresip (``controller.py``). A family module
 that does not exist yet gets 404 for everything; a handler that raises gives a 500 and a log
-line: the face never dies.
+line: the face never dies. While the phone boots (a reboot page, ``lab_boot``), every request
+gets a 503.
 """
 
 from __future__ import annotations
@@ -66,10 +67,13 @@ class Face:
 
     def phone(self) -> Phone:
         reader = self.controller.registration if self.controller else None
-        return Phone(self.state_file, registration=reader)
+        return Phone(self.state_file, registration=reader, firmware=self.controller)
 
     def respond(self, req: Request) -> Response:
-        """The family's answer; 404 without a module, 500 (logged) when it fails."""
+        """The family's answer; 404 without a module, 500 (logged) when it fails, 503 while
+        the phone boots."""
+        if self.controller and self.controller.booting:
+            return Response.text("<html><body>503 Service Unavailable</body></html>", status=503)
         try:
             handle = self.handler()
             if handle is None:
@@ -119,6 +123,7 @@ def make_handler(face: Face) -> type[BaseHTTPRequestHandler]:
                 headers={k.lower(): v for k, v in self.headers.items()},
                 body=body,
                 client=self.client_address[0],
+                raw_query=url.query,
             )
             self._write(face.respond(req))
 

@@ -10,6 +10,8 @@
 - ``/dummy.htm?settings=save&<name>=<value>[&store_settings=save]``: Snom's documented way to
   change a setting over HTTP (``dnd_mode[1]``, ``fwd_*_enabled1``/``fwd_*_target1``,
   ``setting_server``); answers an empty page.
+- ``/advanced_network.htm?reboot=Reboot``: the reboot button (what PBX tools such as
+  IssabelFoundation/endpointconfig2 send); answers the page, then the phone reboots.
 HTTP Basic with the web login (Digest when ``http_scheme`` is "on" in the state, Snom's
 "Authentication Scheme"); no login when the web user is empty (a factory phone). Unknown
 paths: 404. Every answer carries ``Date`` from the phone's clock.
@@ -23,7 +25,7 @@ from lab.personalities import Phone, Request, Response, dated
 from lab.personalities.auth import basic_challenge, basic_ok, digest_challenge, digest_ok
 
 REALM = "snom"
-PATHS = ("/", "/index.htm", "/settings.xml", "/info.htm", "/dummy.htm")
+PATHS = ("/", "/index.htm", "/settings.xml", "/info.htm", "/dummy.htm", "/advanced_network.htm")
 KINDS = {"all": "always", "busy": "busy", "time": "noanswer"}  # Snom's name -> state's
 ON = ("on", "true", "1")
 
@@ -41,6 +43,11 @@ def _handle(req: Request, phone: Phone) -> Response:
     if req.path == "/dummy.htm":
         _save(req, phone)
         return Response.text("<html><body></body></html>")
+    if req.path == "/advanced_network.htm":
+        if req.query.get("reboot") == "Reboot":
+            phone.reboot(f"web reboot from {req.client}")
+        title = f"snom {html.escape(_model(phone))}"
+        return Response.text(f"<HTML><HEAD><TITLE>{title}</TITLE></HEAD><BODY></BODY></HTML>")
     model = html.escape(_model(phone))
     return Response.text(f"<HTML><HEAD><TITLE>snom {model}</TITLE></HEAD><BODY></BODY></HTML>")
 

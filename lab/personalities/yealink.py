@@ -3,7 +3,8 @@
 - ``/servlet?phonecfg=get[&accounts=1][&dnd=1][&fw=1]``: only from the Action URI allow list
   (``action_uri_limit_ip`` in the state, default "any" here; 403 otherwise), HTTP Basic (or a
   web session); the INI answer of Yealink's CreatePhoneInfo. Writes: ``key=DNDOn|DNDOff``
-  and ``phonecfg=set&Forward_<always|busy|noanswer>_enable=0|1&..._target=N``.
+  and ``phonecfg=set&Forward_<always|busy|noanswer>_enable=0|1&..._target=N``;
+  ``key=Reboot`` answers OK, then the phone reboots (and provisions itself).
 - ``/servlet?m=mod_listener&p=login&q=loginForm`` (RSA public key, JSESSIONID), POST
   ``&q=login`` (username, pwd = AES-CBC(zero padded "rand;JSESSIONID;password"), rsakey/rsaiv
   = RSA PKCS#1 v1.5 of the AES key/IV as hex): ``<div id="_RES_INFO_">{"authstatus":...}``.
@@ -87,6 +88,8 @@ def _action_uri(req: Request, phone: Phone) -> Response:
     elif q.get("key") in ("DNDOn", "DNDOff"):
         st["dnd"] = q["key"] == "DNDOn"
         phone.save()
+    elif q.get("key") == "Reboot":
+        phone.reboot(f"Action URI key=Reboot from {req.client}")
     return Response.text("<html><body>OK</body></html>")
 
 

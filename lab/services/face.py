@@ -31,8 +31,16 @@ def state_file(state_dir: Path, role: str) -> Path:
     return state_dir / role / "phone-state.json"
 
 
-def initial_state(phone: Mapping[str, Any], registrar: str, admin_password: str) -> dict[str, Any]:
-    """The phone's settings as the lab starts it (a healthy phone)."""
+def initial_state(
+    phone: Mapping[str, Any],
+    registrar: str,
+    admin_password: str,
+    sip_password: str = "",
+    provisioning_server: str = "",
+) -> dict[str, Any]:
+    """The phone's settings as the lab starts it (a healthy phone). ``sip_password``: what
+    the phone holds for its line; ``provisioning_server``: "ip:port" where it reaches
+    OVHcloud's provisioning hosts (the lab has no DNS for them)."""
     return {
         "role": phone["role"],
         "vendor": phone["vendor"],
@@ -49,6 +57,8 @@ def initial_state(phone: Mapping[str, Any], registrar: str, admin_password: str)
         "forward": {"always": "", "busy": "", "noanswer": ""},
         "clock_offset_s": 0,
         "provisioning_url": phone.get("provisioning_url", ""),
+        "provisioning_server": provisioning_server,
+        "sip_password": sip_password,
         "outbound_proxy": "",
         "transport": TRANSPORT,
         "expires": sip.REG_INTERVAL,
@@ -101,6 +111,16 @@ def start(ns: str, phone: Mapping[str, Any], state_dir: Path) -> Proc:
     log = state_dir / "logs" / f"{role}-face.log"
     argv = [sys.executable, "-m", module, *common]
     return procs.spawn("face", role, ns, argv, log, env={"PYTHONPATH": str(REPO)})
+
+
+def command(ns: str, name: str, params: str = "") -> str | None:
+    """Send one of the controller's ``lab_*`` commands; its answer, None if not accepted."""
+    try:
+        with sip.Ctrl(ns, timeout=3.0) as ctrl:
+            answer = ctrl.command(name, params, timeout=3.0)
+    except (OSError, sip.PhoneError):
+        return None
+    return str(answer.get("data", "")) if answer.get("ok") else None
 
 
 def reload(ns: str) -> bool:

@@ -73,6 +73,8 @@ STATE_KEYS = {
     "outbound_proxy",
     "transport",
     "expires",
+    "sip_password",
+    "provisioning_server",
 }
 REGISTERED = {"registered": True, "status": 200, "reason": "OK"}
 
@@ -140,6 +142,8 @@ def test_phone_state_and_agent_credentials(healthy: Lab) -> None:
         assert state["dnd"] is False and state["forward"]["always"] == ""
         assert (state["transport"], state["expires"], state["clock_offset_s"]) == ("udp", 1800, 0)
         assert state["provisioning_url"].startswith(f"http://{ph['vendor']}.prov.voip.ovh.net/")
+        assert state["sip_password"] == healthy.state.passwords[ph["line"]]
+        assert state["provisioning_server"] == "100.64.66.5:80"
         logins = cfg.logins_for(ph["vendor"], ph["ip"])
         assert [(c.username, c.password) for c in logins] == [
             (state["admin"]["username"], state["admin"]["password"])

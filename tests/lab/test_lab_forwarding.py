@@ -10,7 +10,6 @@ baresip at 100.64.66.6) or to the target line. Run in a loopback-only namespace,
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import secrets
@@ -34,24 +33,6 @@ pytestmark = [
 FORWARD_TO = "0612345678"
 REGISTER_PORT = 5099  # the agent host's port for the test's own REGISTERs
 RESET = {"forwardUnconditional": False, "doNotDisturb": False, "absentSubscriber": False}
-
-# A signed call to the API stand-in from the agent host (OVHcloud's signature: "$1$" +
-# SHA1(AS+CK+METHOD+URL+BODY+TS)); prints "STATUS BODY".
-API_CALL = """
-import hashlib, json, ssl, sys, time, urllib.error, urllib.request
-ak, as_, ck, ca, method, url, body = sys.argv[1:8]
-ts = str(int(time.time()))
-sig = "$1$" + hashlib.sha1("+".join([as_, ck, method, url, body, ts]).encode()).hexdigest()
-req = urllib.request.Request(url, data=body.encode() or None, method=method, headers={
-    "X-Ovh-Application": ak, "X-Ovh-Consumer": ck, "X-Ovh-Timestamp": ts,
-    "X-Ovh-Signature": sig, "Content-Type": "application/json"})
-ctx = ssl.create_default_context(cafile=ca)
-try:
-    with urllib.request.urlopen(req, context=ctx, timeout=5) as r:
-        print(r.status, r.read().decode())
-except urllib.error.HTTPError as e:
-    print(e.code, e.read().decode())
-"""
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -166,19 +147,6 @@ def register(lab: Lab, line: str, expires: int) -> str:
     return final[-1].splitlines()[0] if final else "no answer"
 
 
-def api_call(lab: Lab, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    """A signed call to the API stand-in from the agent host (as the agent makes them)."""
-    cred = lab.api_credentials
-    url = f"{lab.api_endpoint}{path}"
-    data = "" if body is None else json.dumps(body)
-    argv = ["python3", "-c", API_CALL, cred["application_key"], cred["application_secret"]]
-    argv += [cred["consumer_key"], str(lab.api_ca_file), method, url, data]
-    out = lab.run(argv, timeout=20)
-    assert out.returncode == 0, out.stderr
-    status, _, text = out.stdout.strip().partition(" ")
-    return int(status), json.loads(text) if text.strip() else None
-
-
 # -- forwarding-left-on: the fault as a user leaves it -----------------------------------------
 @pytest.fixture(scope="module")
 def forwarding() -> Iterator[Lab]:
@@ -212,7 +180,7 @@ def test_forwarded_call_goes_to_the_pstn_and_phone_never_sees_it(forwarding: Lab
 
 def test_api_stand_in_sees_the_forward_the_phone_dialled(forwarding: Lab) -> None:
     path = f"/telephony/{forwarding.api_account}/line/1001/options"
-    status, options = api_call(forwarding, "GET", path)
+    status, options = forwarding.api_call("GET", path)
     assert status == 200, options
     assert options["forwardUnconditional"] is True, options
     assert options["forwardUnconditionalNumber"] == FORWARD_TO, options
@@ -248,7 +216,7 @@ def test_reactivate_with_stored_number_then_cancel_all_escaped(forwarding: Lab) 
 def test_forward_set_through_the_api_diverts_calls(forwarding: Lab) -> None:
     path = f"/telephony/{forwarding.api_account}/line/1001/options"
     body = {"forwardUnconditional": True, "forwardUnconditionalNumber": "0033972101010"}
-    status, answer = api_call(forwarding, "PUT", path, body)
+    status, answer = forwarding.api_call("PUT", path, body)
     assert status == 200, answer
     try:
         assert forwarding.line_options("1001")["forwardUnconditional"] == "true"

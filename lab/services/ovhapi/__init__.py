@@ -5,12 +5,15 @@ DatetimeAndIpvalue, Phone, Task, ResetPhoneInfo) and checks OVHcloud's request s
 the agent's real client (python-ovh) is exercised end to end. Run by the lab at the provider::
 
     python -m lab.services.ovhapi --listen IP --port 443 --cert CERT.pem --key KEY.pem \\
-        --account ACCOUNT.json --ctl CTL_SOCKET
+        --account ACCOUNT.json --ctl CTL_SOCKET \\
+        [--provisioning-port 80 --provisioning-log FETCHES.jsonl]
 
 Without ``--ctl`` the state lives in memory. Endpoints (under ``/1.0``): ``GET /auth/time``,
 ``GET /telephony``, ``GET /telephony/{ba}/line``, ``GET /telephony/{ba}/line/{sn}``,
 ``GET|PUT .../options``, ``GET .../lastRegistrations``, ``GET .../ips``, ``GET .../phone``,
-``POST .../phone/reboot``, ``POST .../phone/resetConfig``. Details: lab/README.md.
+``POST .../phone/reboot``, ``POST .../phone/resetConfig``. Details: lab/README.md. With
+``--provisioning-port`` it also serves OVHcloud's provisioning server over plain HTTP on the
+same address (provisioning.py): a phone's profile, only to the address given to resetConfig.
 
 Line options and registrations are shared with the lab's Kamailio (htables ``opts`` and
 ``regs``, see store.py), so forwarding set through the API or by a phone is one state.
@@ -29,6 +32,9 @@ The account file (JSON, owner-only: it holds the application secrets)::
                             "macAddress": "80:5e:c0:aa:bb:cc", "maxline": 16}},
          "1002": {"description": "...", "phone": null}}}},
      "sip_domain": "sip.ovh.test"}
+
+A line may also give ``sip_password`` (a string): the password the provisioning server puts
+in the line's profile (``Password_1_``); the lab writes the registrar's real passwords there.
 
 ``sip_domain`` (optional, default the lab registrar's domain) is every line's default
 ``domain`` option. A line may also give ``infrastructure`` and ``simultaneousLines``; a phone
@@ -67,6 +73,7 @@ __all__ = [
     "ENDPOINT",
     "NAME",
     "PORT",
+    "PROVISIONING_PORT",
     "Account",
     "ApiServer",
     "Credential",
@@ -83,6 +90,7 @@ __all__ = [
     "make_tls",
     "parse_htable_dump",
     "parse_reg",
+    "provisioning_log",
     "signature",
     "start",
 ]
@@ -90,6 +98,7 @@ __all__ = [
 REPO = Path(__file__).resolve().parents[3]
 NAME = "api.ovh.test"  # the lab's API host name (the certificate's name)
 PORT = 443
+PROVISIONING_PORT = 80  # OVHcloud's provisioning server, plain HTTP (provisioning.py)
 ENDPOINT = f"https://{NAME}/1.0"
 _ALNUM = string.ascii_letters + string.digits
 
@@ -113,6 +122,11 @@ def account_file(state_dir: Path) -> Path:
     return state_dir / "ovhapi-account.json"
 
 
+def provisioning_log(state_dir: Path) -> Path:
+    """The provisioning server's record of profile fetches (JSON lines)."""
+    return state_dir / "ovhapi-provisioning.jsonl"
+
+
 def ca_file(state_dir: Path) -> Path:
     """The lab CA the agent must trust (written by ``start``)."""
     return state_dir / "ovhapi-tls" / "ca.pem"
@@ -121,7 +135,8 @@ def ca_file(state_dir: Path) -> Path:
 def start(ns: str, ip: str, state_dir: Path, account: Mapping[str, Any]) -> Proc:
     """Write the account file (owner-only) and a TLS certificate for ``NAME`` and ``ip``,
     then start the stand-in in namespace ``ns`` on ``ip``:443, its state in the lab's
-    Kamailio. The CA is ``ca_file(state_dir)``; the log is ``logs/ovhapi.log``."""
+    Kamailio, with the provisioning server on ``ip``:80. The CA is ``ca_file(state_dir)``;
+    the log is ``logs/ovhapi.log``, the fetches ``provisioning_log(state_dir)``."""
     Account.from_dict(account)  # a bad account fails here, not in the daemon's log
     path = account_file(state_dir)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -133,6 +148,8 @@ def start(ns: str, ip: str, state_dir: Path, account: Mapping[str, Any]) -> Proc
         sys.executable, "-m", "lab.services.ovhapi",
         "--listen", ip, "--port", str(PORT), "--cert", str(cert), "--key", str(key),
         "--account", str(path), "--ctl", str(kamailio.ctl_socket(state_dir)),
+        "--provisioning-port", str(PROVISIONING_PORT),
+        "--provisioning-log", str(provisioning_log(state_dir)),
     ]  # fmt: skip
     log = state_dir / "logs" / "ovhapi.log"
     return procs.spawn("ovhapi", "prov", ns, argv, log, env={"PYTHONPATH": str(REPO)})

@@ -142,6 +142,8 @@ def _billing_account(name: str, data: Any) -> dict[str, Any]:
                 schema.normal_mac(str(phone.get("macAddress", "")))
             except ValueError as exc:
                 raise ValueError(f"{where}: line {sn!r}: {exc}") from exc
+        if not isinstance(line.get("sip_password", ""), str):
+            raise ValueError(f"{where}: line {sn!r}: sip_password must be a string")
         lines[str(sn)] = dict(line)
     return {"description": data.get("description", name), "lines": lines}
 

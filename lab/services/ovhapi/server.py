@@ -440,6 +440,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", type=Path, required=True, help="its private key (PEM)")
     parser.add_argument("--account", type=Path, required=True, help="account.json")
     parser.add_argument("--ctl", type=Path, help="Kamailio ctl socket (default: memory store)")
+    parser.add_argument(
+        "--provisioning-port", type=int, help="also serve OVHcloud's provisioning (plain HTTP)"
+    )
+    parser.add_argument("--provisioning-log", type=Path, help="JSON lines, one per profile fetch")
     args = parser.parse_args(argv)
     try:
         account = auth.Account.load(args.account)
@@ -453,6 +457,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ovhapi: cannot serve on {args.listen}:{args.port}: {exc}", file=sys.stderr)
         return 1
     store_name = f"registrar {args.ctl}" if args.ctl else "memory"
+    if args.provisioning_port is not None:
+        from lab.services.ovhapi.provisioning import Provisioning, ProvisioningServer
+
+        addr = (args.listen, args.provisioning_port)
+        try:
+            prov = ProvisioningServer(addr, Provisioning(server.api, args.provisioning_log))
+        except OSError as exc:
+            print(f"ovhapi: cannot serve provisioning on {addr}: {exc}", file=sys.stderr)
+            return 1
+        threading.Thread(target=prov.serve_forever, name="provisioning", daemon=True).start()
+        log(f"provisioning server on http://{args.listen}:{prov.server_address[1]}/")
     log(f"OVHcloud API stand-in on {server.url} (state: {store_name})")
     try:
         server.serve_forever()

@@ -28,6 +28,7 @@ def face_transport(handle, phone: Phone) -> httpx.MockTransport:
             headers={k.lower(): v for k, v in r.headers.items()},
             body=r.content,
             client="10.66.0.100",
+            raw_query=r.url.query.decode(),
         )
         resp: Response = handle(req, phone)
         return httpx.Response(resp.status, headers=resp.headers, content=resp.body)
