@@ -388,7 +388,15 @@ def _apply(chosen, report, cfg, nets, lang, device, yes, wait, as_json) -> bool:
         async def rediagnose():
             return await pipeline.run_diagnose(cfg, nets, lang)
 
-        outcome = asyncio.run(runner.apply(run, plan, rediagnose, wait))
+        async def by_hand(todo):  # a person is here (no --yes): wait for them
+            for why in todo:
+                click.echo(f"→ {why.text(lang)}")
+            click.echo(i18n.t("remedy.ask_by_hand", lang), nl=False)
+            await asyncio.to_thread(sys.stdin.readline)
+            click.echo()
+
+        person = by_hand if not (yes or as_json) else None
+        outcome = asyncio.run(runner.apply(run, plan, rediagnose, wait, person))
     else:
         outcome = Outcome("declined", run)
     _print_outcome(outcome, plan, lang, as_json, answer)

@@ -248,10 +248,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Nothing was changed.",
     },
     "remedy.note.restart_by_hand": {
-        "fr": "Ce téléphone ne se redémarre pas à distance : débranchez puis rebranchez son"
-        " alimentation pour qu'il charge sa nouvelle configuration.",
-        "en": "This phone cannot be restarted remotely: unplug and plug back its power so it"
-        " loads its new configuration.",
+        "fr": "Le téléphone n'a pas pu être redémarré à distance ({why}) : débranchez puis"
+        " rebranchez son alimentation pour qu'il charge sa nouvelle configuration.",
+        "en": "The phone could not be restarted remotely ({why}): unplug and plug back its"
+        " power so it loads its new configuration.",
+    },
+    "remedy.ask_by_hand": {
+        "fr": "Faites-le maintenant, attendez que le téléphone ait fini de démarrer, puis"
+        " appuyez sur Entrée pour vérifier. ",
+        "en": "Do it now, wait until the phone has started, then press Enter to check. ",
     },
     "remedy.note.activation_code": {
         "fr": "Gigaset/Siemens : sur le combiné, Réglages → Téléphonie → Assist VoIP, code PIN"
@@ -301,6 +306,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     "remedy.why.no_phone": {
         "fr": "aucun téléphone trouvé sur le réseau pour cette ligne",
         "en": "no phone found on the network for this line",
+    },
+    "remedy.why.no_reboot_path": {
+        "fr": "ce téléphone ne se redémarre pas par son interface ({vendor} : aucune commande"
+        " documentée par le fabricant) ; débranchez puis rebranchez son alimentation",
+        "en": "this phone cannot be restarted through its interface ({vendor}: the maker"
+        " documents no command); unplug and plug back its power",
     },
     "remedy.why.no_write_path": {
         "fr": "impossible par l'interface de ce téléphone ({vendor} : aucune écriture documentée"

@@ -1,14 +1,17 @@
 """What every action shares: the target, the steps of a plan (data, kept in the audit log so
 an undo can replay them), the environment, and the errors.
 
-An action module (``line_options``, ``phone_settings``, ``reboot``, ``reprovision``) has:
+An action module (``line_options``, ``phone_settings``, ``phone_reboot``, ``reboot``,
+``reprovision``) has:
 
 - ``available(remedy, target, cfg) -> Why | None``: why it cannot act on this target
   (no API access, a phone family without a write path...), or None;
 - ``async plan(remedy, target, env) -> list[Step]``: reads the current ("before") values;
 - ``async run(step, env) -> dict``: does one step; returns what to keep in the audit;
 - ``async read(step, env) -> dict``: the current values of a step's keys (rollback, undo);
-- ``surely_not_applied(exc) -> bool``: a failure that certainly changed nothing.
+- ``surely_not_applied(exc) -> bool``: a failure that certainly changed nothing;
+- optionally ``falls_back(exc) -> bool``: a failure after which a step with a ``fallback``
+  is left to a person (its note says what to do) instead of failing the remedy.
 """
 
 from __future__ import annotations
@@ -115,7 +118,8 @@ class Step:
     set: dict[str, Any]
     before: dict[str, Any] = field(default_factory=dict)
     undoable: bool = False
-    fallback: str = ""  # an i18n key: shown instead of failing when the API says 501
+    fallback: str = ""  # an i18n key: shown instead of failing (the module's falls_back)
+    alternative: dict[str, Any] | None = None  # a step tried before the fallback (to_dict)
 
     def after(self) -> dict[str, Any]:
         """The values once done (the ``before`` ones, with ``set`` on top)."""

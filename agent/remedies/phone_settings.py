@@ -39,7 +39,7 @@ def available(remedy: Remedy, target: Target, cfg: Config) -> Why | None:
     return None
 
 
-def _context(where: dict[str, str], env: Env) -> base.Context:
+def context(where: dict[str, str], env: Env) -> base.Context:
     cfg = env.cfg
     device = Device(ip=where["ip"], vendor=where.get("vendor") or None, model=where.get("model"))
     v = identify.vendor(device.vendor)
@@ -54,7 +54,7 @@ def _budget(cfg: Config) -> float:
 
 
 async def read(step: Step, env: Env) -> dict[str, Any]:
-    ctx = _context(step.where, env)
+    ctx = context(step.where, env)
     adapter = registry.adapter_for(ctx.device.vendor)
     async with asyncio.timeout(_budget(env.cfg)):
         values = await adapter.read(ctx)
@@ -82,7 +82,7 @@ async def plan(remedy: Remedy, target: Target, env: Env) -> list[Step]:
 
 
 async def run(step: Step, env: Env) -> dict[str, Any]:
-    ctx = _context(step.where, env)
+    ctx = context(step.where, env)
     adapter = registry.adapter_for(ctx.device.vendor)
     async with asyncio.timeout(_budget(env.cfg)):
         await adapter.write(ctx, step.set)  # type: ignore[attr-defined]

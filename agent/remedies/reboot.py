@@ -58,3 +58,8 @@ def undo_values(step: Step) -> dict[str, Any]:
 
 def surely_not_applied(exc: BaseException) -> bool:
     return isinstance(exc, ProviderError) and exc.surely_not_applied
+
+
+def falls_back(exc: BaseException) -> bool:
+    """HTTP 501: OVHcloud cannot restart this model (the person does it instead)."""
+    return isinstance(exc, ProviderError) and exc.kind == "not-supported"

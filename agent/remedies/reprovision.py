@@ -1,8 +1,11 @@
 """Re-provision the line's Plug & Phone, as the control panel's "Reconfiguration automatique
 de votre équipement" (ovh-control-panel-and-api.md §1.5): ``POST /telephony/{billingAccount}/
 line/{serviceName}/phone/resetConfig`` with ``{ip}``, the office's public IPv4 address (the
-one the phone reaches OVHcloud from), then restart the phone (``phone/reboot``; where the
-API cannot, HTTP 501, the person restarts it: the control panel itself asks that).
+one the phone reaches OVHcloud from), then restart the phone so it fetches that
+configuration: through its own interface on the LAN where its vendor documents a restart
+(it works even when the phone is not registered, which is when it needs re-provisioning),
+else, or when that fails (no web login...), OVHcloud's ``phone/reboot``; where neither can
+(HTTP 501...), the person restarts it: the control panel itself asks that.
 
 The public address is the one measured by STUN (``lan.public_ip``), else the one OVHcloud
 saw the line register from (``line.registration_ip``). A Siemens/Gigaset base may answer
@@ -16,12 +19,13 @@ import ipaddress
 from typing import Any
 
 from agent.config import Config
-from agent.remedies import reboot
+from agent.remedies import phone_reboot, reboot
 from agent.remedies.base import Env, RemedyError, Step, Target, Why
 from agent.remedies.line_options import provider_access, where_of
 from agent.remedies.spec import Remedy
 
 ACTION = "provider-reset-config"
+BY_HAND = "remedy.note.restart_by_hand"
 
 
 def check(remedy: Remedy) -> list[str]:
@@ -52,10 +56,10 @@ async def plan(remedy: Remedy, target: Target, env: Env) -> list[Step]:
         raise RemedyError(Why("remedy.why.no_line"))
     if ip is None:
         raise RemedyError(Why("remedy.why.no_public_ip"))
-    return [
-        Step(ACTION, where, {"ip": ip}, {}, False),
-        reboot.step(where, fallback="remedy.note.restart_by_hand"),
-    ]
+    restart = reboot.step(where, fallback=BY_HAND)
+    if target.device is not None and phone_reboot.can_reboot(target.device):
+        restart = phone_reboot.step(target.device, BY_HAND, alternative=restart.to_dict())
+    return [Step(ACTION, where, {"ip": ip}, {}, False), restart]
 
 
 async def run(step: Step, env: Env) -> dict[str, Any]:

@@ -11,6 +11,7 @@ each checked by reading the value again) and the outcome says so.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -20,7 +21,7 @@ from agent.config import Config
 from agent.model import UNKNOWN, Finding, Report
 from agent.net.http import HttpError
 from agent.provider.api import ProviderError
-from agent.remedies import line_options, phone_settings, reboot, reprovision
+from agent.remedies import line_options, phone_reboot, phone_settings, reboot, reprovision
 from agent.remedies.audit import Audit
 from agent.remedies.base import Env, RemedyError, Step, Target, Why, show_values, subject_of
 from agent.remedies.base import target as target_of
@@ -31,17 +32,22 @@ from agent.remedies.spec import get as get_remedy
 PLANNERS: dict[str, ModuleType] = {
     "line-options": line_options,
     "phone-settings": phone_settings,
+    "phone-reboot": phone_reboot,
     "provider-reboot": reboot,
     "reprovision": reprovision,
 }
 EXECUTORS: dict[str, ModuleType] = {
     line_options.ACTION: line_options,
     phone_settings.ACTION: phone_settings,
+    phone_reboot.ACTION: phone_reboot,
     reboot.ACTION: reboot,
     reprovision.ACTION: reprovision,
 }
 FAILURES = (ProviderError, HttpError, TimeoutError, RemedyError, ValueError, OSError)
 Rediagnose = Callable[[], Awaitable[Report]]
+ByHand = Callable[[list[Why]], Awaitable[None]]
+FIRST_CHECK_S = 5.0  # a restarting phone is down a little after it said OK
+RECHECK_S = 15.0
 T = TypeVar("T")
 
 
@@ -80,6 +86,7 @@ class Outcome:
     observed: dict[str, Any] = field(default_factory=dict)  # the verify facts afterwards
     remaining: list[str] = field(default_factory=list)  # the target's findings afterwards
     notes: list[Why] = field(default_factory=list)  # rollback, manual steps, codes
+    by_hand: list[Why] = field(default_factory=list)  # steps left to a person (fallbacks)
 
     @property
     def fixed(self) -> bool:
@@ -135,23 +142,37 @@ class Runner:
     # -------------------------------------------------------------- act
 
     async def apply(
-        self, run: int, plan: Plan, rediagnose: Rediagnose | None, settle: float | None = None
+        self,
+        run: int,
+        plan: Plan,
+        rediagnose: Rediagnose | None,
+        settle: float | None = None,
+        by_hand: ByHand | None = None,
     ) -> Outcome:
-        """Carry out a consented plan, then verify it with a new diagnosis, ``settle``
-        seconds later (default: the remedy's own wait, for a phone that restarts)."""
+        """Carry out a consented plan, then verify it with new diagnoses for up to ``settle``
+        seconds (default: the remedy's own wait, for a phone that restarts): the first a
+        few seconds after, then again until the finding is gone or the time is up. A step
+        left to a person is first handed to ``by_hand`` (which returns once it is done)."""
         outcome = await self._execute(run, plan, "applied")
         if outcome.status != "applied" or rediagnose is None:
             return outcome
+        if outcome.by_hand and by_hand is not None:
+            await by_hand(outcome.by_hand)
         wait = plan.remedy.settle_s if settle is None else settle
-        if wait > 0:
-            await asyncio.sleep(wait)
-        try:
-            report = await rediagnose()
-        except Exception as e:  # the diagnosis never raises; a broken network might
-            outcome.verification = "unverified"
-            outcome.error = Why("remedy.error.raw", {"why": f"{type(e).__name__}: {e}"})
-        else:
+        start, delay = time.monotonic(), min(wait, FIRST_CHECK_S)
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                report = await rediagnose()
+            except Exception as e:  # the diagnosis never raises; a broken network might
+                outcome.verification = "unverified"
+                outcome.error = Why("remedy.error.raw", {"why": f"{type(e).__name__}: {e}"})
+                break
             self._verify(plan, report, outcome)
+            left = wait - (time.monotonic() - start)
+            if outcome.verification == "verified" or left <= 0:
+                break
+            delay = min(RECHECK_S, left)
         self._row(
             run, plan, "verified", after=outcome.observed, outcome=outcome.verification or "",
             message=", ".join(outcome.remaining),
@@ -167,8 +188,10 @@ class Runner:
     async def _execute(self, run: int, plan: Plan, done_step: str) -> Outcome:
         done: list[Step] = []
         notes: list[Why] = []
+        left: list[Why] = []  # steps a person must do
         results: dict[str, Any] = {}
-        for step in plan.steps:
+        for planned in plan.steps:
+            step = planned
             module = EXECUTORS[step.action]
             try:
                 result = await self._timed(module.run(step, self.env))
@@ -176,12 +199,25 @@ class Runner:
                     now = await self._timed(module.read(step, self.env))
                     if any(now.get(k) != v for k, v in step.set.items()):
                         raise RemedyError(Why("remedy.why.not_taken", {"now": show_values(now)}))
-            except ProviderError as e:
-                if e.kind == "not-supported" and step.fallback:
-                    notes.append(Why(step.fallback))
-                    continue
-                return await self._failed(run, plan, done, step, e, module, notes)
             except FAILURES as e:
+                falls_back = getattr(module, "falls_back", None)
+                if step.fallback and falls_back is not None and falls_back(e):
+                    tried = [_message(e)]
+                    if step.alternative:  # another way to do it first (one level)
+                        other = Step.from_dict(step.alternative)
+                        other_module = EXECUTORS[other.action]
+                        try:
+                            results.update(await self._timed(other_module.run(other, self.env)))
+                            done.append(other)
+                            continue
+                        except FAILURES as e2:
+                            if not getattr(other_module, "falls_back", lambda _e: False)(e2):
+                                return await self._failed(
+                                    run, plan, done, other, e2, other_module, notes
+                                )
+                            tried.append(_message(e2))
+                    left.append(Why(step.fallback, {"why": "; ".join(tried)}))
+                    continue
                 return await self._failed(run, plan, done, step, e, module, notes)
             code = result.pop("activation_code", None)  # shown once, never audited
             if code:
@@ -190,8 +226,8 @@ class Runner:
             done.append(step)
         self._row(run, plan, done_step, steps=[s.to_dict() for s in plan.steps],
                   before=plan.before(), after={**plan.after(), **results}, outcome="ok",
-                  message="; ".join(n.text("en") for n in notes))  # fmt: skip
-        return Outcome(done_step, run, notes=notes)
+                  message="; ".join(n.text("en") for n in [*left, *notes]))  # fmt: skip
+        return Outcome(done_step, run, notes=[*left, *notes], by_hand=left)
 
     async def _failed(
         self,

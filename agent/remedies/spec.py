@@ -17,7 +17,14 @@ from agent import catalog
 from agent.judge.loader import RuleError, _check_condition  # the rules' condition syntax
 
 LANGS = ("fr", "en")
-ACTIONS = ("line-options", "phone-settings", "provider-reboot", "reprovision", "manual")
+ACTIONS = (
+    "line-options",
+    "phone-settings",
+    "phone-reboot",
+    "provider-reboot",
+    "reprovision",
+    "manual",
+)
 TARGETS = ("line", "device", "site")
 UNDOABLE = {"line-options", "phone-settings"}  # they write a value that was read before
 _ID = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")

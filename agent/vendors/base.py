@@ -7,7 +7,8 @@ without a module gets the generic SIP adapter. Adapters observe; rules judge.
 An adapter may also *write* a few of the phone's own settings, only where the vendor
 documents a write path (the remedies call it, after a person's consent): it then lists
 them in ``writable`` (keys of ``WRITE_KEYS``) and has ``write(ctx, values)``. A family
-without a documented write path has neither, and the remedies say so.
+without a documented write path has neither, and the remedies say so. Likewise an adapter
+has ``reboot(ctx)`` only where the vendor documents a way to restart the phone over HTTP.
 """
 
 from __future__ import annotations
@@ -89,6 +90,18 @@ def writable(adapter: Adapter) -> frozenset[str]:
     """What ``adapter`` can write (nothing for a read-only family)."""
     keys = getattr(adapter, "writable", frozenset())
     return frozenset(keys) if hasattr(adapter, "write") else frozenset()
+
+
+class Rebooter(Adapter, Protocol):
+    async def reboot(self, ctx: Context) -> None:
+        """Ask the phone to restart; Refused when it answered no, HttpError otherwise. It
+        answers before it goes down: whether it came back is for a new diagnosis to tell."""
+        ...
+
+
+def rebootable(adapter: Adapter) -> bool:
+    """Whether ``adapter`` can restart its phones."""
+    return callable(getattr(adapter, "reboot", None))
 
 
 def check_write(adapter: Adapter, values: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """Cisco SPA5xx desk phones, SPA112/SPA122 ATAs, CP-78xx/88xx (3PCC/MPP): the phone's own
 status and configuration, read from the two XML documents its web server gives the admin.
 
-Interfaces (read only, HTTP GET):
+Interfaces (HTTP GET):
 - ``/admin/status.xml&xuser=<u>&xpassword=<p>``: the ``<flat-status>`` document (the form
   davejcameron/pyciscospa ``pyciscospa/client.py`` and the Home Assistant ``ciscospa`` sensor
   use; sample in its ``tests/fixtures/status_registered.xml``): ``Registration_State`` once per
@@ -17,6 +17,12 @@ Interfaces (read only, HTTP GET):
   ``Cfwd_No_Ans_Dest``/``Cfwd_No_Answer[_Dest]`` (ATAs add the line suffix ``_1_``),
   ``Time_Zone`` and ``Daylight_Saving_Time_*`` (to turn the local clock into a skew).
 
+Writes and restart (the remedies, after consent), as Cisco's SPA provisioning guide documents
+them: ``/admin/resync?<profile URL>`` makes the phone fetch a ``<flat-profile>`` and apply the
+parameters it holds, and only those (here ``DND_Setting``, ``Cfwd_All_Dest``; ATAs with the
+``_1_`` line suffix); phonediag serves that profile itself for a few seconds, to this phone
+only (agent/net/serve.py). ``/admin/reboot`` restarts the phone.
+
 The login goes where Cisco documents it, appended to the path with ``&`` (never ``?``); phones
 that prompt for HTTP authentication instead get it from the session on 401, within its budget.
 The credentials are cut out of the session log and of every error message.
@@ -27,20 +33,24 @@ The status gives no SIP answer code for a failed registration ("Failed" only), s
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import re
 from typing import Any
 from urllib.parse import quote
+from xml.sax.saxutils import escape
 
 from agent.config import Credential
 from agent.net.http import HttpError, LockedOut, Reply
-from agent.vendors.base import Context, account, clock_skew
+from agent.net.serve import OneFile
+from agent.vendors.base import WRITE_KEYS, Context, Refused, account, check_write, clock_skew
 
 _CREDS = re.compile(r"&xuser=[^\s:]*")  # the login as appended to a path (values quoted)
 _RULE_OPTIONS = re.compile(r"^\s*\[[^\]]*\]\s*")  # [--uid u --pwd p --key k] before a URL
 _TIME = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})\s+(\d{1,2}):(\d{2}):(\d{2})")
 _ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
 _ZONE = re.compile(r"^(?:GMT|UTC)\s*(?:([+-])(\d{1,2})(?::?(\d{2}))?)?$", re.I)
+_ATA = re.compile(r"^(SPA1\d\d|SPA2\d\d|ATA)", re.I)
 _SAVE = re.compile(r"save=([+-]?)(\d{1,2})(?::(\d{2}))?")
 
 Doc = dict[str, list[str]]
@@ -121,15 +131,44 @@ class Cisco:
                 values["phone.ip"] = _first(config, "Current_IP")
         return values
 
+    writable = frozenset(WRITE_KEYS)
+
+    async def write(self, ctx: Context, values: dict[str, Any]) -> None:
+        check_write(self, values)
+        body = flat_profile(values, ata=bool(_ATA.match(ctx.device.model or "")))
+        wait = max(ctx.http.timeout * 3, 5.0)
+        async with OneFile(ctx.http.ip, body, "spa.xml") as served:
+            await self._command(ctx, f"/admin/resync?{served.url}")
+            got = await served.fetched(wait)
+        if not got:
+            raise Refused(
+                f"{ctx.http.ip}: the phone did not fetch its profile from this computer"
+                f" ({served.url}) within {wait:.0f} s: a firewall here may block it"
+            )
+        for _ in range(10):  # it applies the profile just after fetching it
+            now = await self.read(ctx)
+            if all(now.get(k) == v for k, v in values.items()):
+                return
+            await asyncio.sleep(0.3)
+
+    async def reboot(self, ctx: Context) -> None:
+        await self._command(ctx, "/admin/reboot")
+
+    async def _command(self, ctx: Context, path: str) -> None:
+        try:
+            reply = await ctx.http.get(_with_login(ctx, path))
+        except HttpError as e:
+            raise HttpError(_scrub(str(e))) from None
+        finally:
+            ctx.http.log[:] = [_scrub(line) for line in ctx.http.log]
+        if reply.status != 200:
+            what = path.partition("?")[0]
+            error = Refused if 400 <= reply.status < 500 else HttpError
+            raise error(f"{ctx.http.ip}: {what}: HTTP {reply.status}")
+
     async def _document(self, ctx: Context, name: str) -> Doc | None:
         """One XML document, or None when the phone has no such page (404)."""
-        cred: Credential | None = ctx.http.working or (ctx.http.logins or [None])[0]
-        path = f"/admin/{name}"
-        if cred is not None:
-            path += (
-                f"&xuser={quote(cred.username, safe='')}&xpassword={quote(cred.password, safe='')}"
-            )
-        reply = await ctx.http.get(path)
+        reply = await ctx.http.get(_with_login(ctx, f"/admin/{name}"))
         if reply.status == 404:
             return None
         if reply.status in (423, 429) or (reply.status in (401, 403) and _locked(reply)):
@@ -191,6 +230,30 @@ class Cisco:
             if key == "always" and on:
                 out["phone.forward.always_target"] = dest or ""
         return out
+
+
+def _with_login(ctx: Context, path: str) -> str:
+    """``path`` with the login appended as Cisco documents it (``&xuser=…&xpassword=…``)."""
+    cred: Credential | None = ctx.http.working or (ctx.http.logins or [None])[0]
+    if cred is None:
+        return path
+    user, pwd = quote(cred.username, safe=""), quote(cred.password, safe="")
+    return f"{path}&xuser={user}&xpassword={pwd}"
+
+
+def flat_profile(values: dict[str, Any], ata: bool = False) -> bytes:
+    """A ``<flat-profile>`` setting ``values`` (WRITE_KEYS) and nothing else."""
+    line = "_1_" if ata else ""
+    rows: list[tuple[str, str]] = []
+    if "phone.dnd" in values:
+        rows.append((f"DND_Setting{line}", "Yes" if values["phone.dnd"] else "No"))
+    if "phone.forward.always" in values:
+        on = values["phone.forward.always"]
+        target = str(values["phone.forward.always_target"]) if on else ""
+        rows.append((f"Cfwd_All_Dest{line}", target))
+    body = "".join(f"<{k}>{escape(v)}</{k}>\n" if v else f"<{k} />\n" for k, v in rows)
+    head = '<?xml version="1.0" encoding="UTF-8"?>\n'
+    return f"{head}<flat-profile>\n{body}</flat-profile>\n".encode()
 
 
 def _locked(reply: Reply) -> bool:

@@ -20,6 +20,8 @@ save``, Snom's documented way to change a setting over HTTP (SOURCES.md), with t
 ``/settings.xml`` shows for line 1: ``dnd_mode1`` (``dnd_mode`` before 8.7.3) and
 ``fwd_all_enabled1``/``fwd_all_target1``. The older global ``redirect_event`` forwarding
 (before 8.7.4) is not written. A 200 answer is not proof: the remedy reads the state back.
+Restart: ``/advanced_network.htm?reboot=Reboot`` (the web UI's button; IssabelFoundation/
+endpointconfig2 ``…/vendor/Snom.py``).
 
 Left unknown: any key whose setting or row is missing, the transport when no ``transport=``
 parameter is set (the phone then picks it through DNS), the SIP code when the status page
@@ -45,6 +47,7 @@ from agent.vendors.base import Context, Refused, account, check_write, clock_ske
 SETTINGS = "/settings.xml"
 INFO = "/info.htm"
 SAVE = "/dummy.htm"
+REBOOT = "/advanced_network.htm?reboot=Reboot"
 
 _ON, _OFF = {"on", "true", "1", "yes"}, {"off", "false", "0", "no"}
 _TRANSPORT = re.compile(r";\s*transport\s*=\s*(udp|tcp|tls)\b", re.IGNORECASE)
@@ -100,6 +103,13 @@ class Snom:
         if answer.status != 200:
             error = Refused if 400 <= answer.status < 500 else HttpError
             raise error(f"{http.ip}: {SAVE} settings=save: HTTP {answer.status}")
+
+    async def reboot(self, ctx: Context) -> None:
+        """``/advanced_network.htm?reboot=Reboot``, the web page's restart button."""
+        reply = await _get(ctx.http, REBOOT)
+        if reply.status != 200:
+            error = Refused if 400 <= reply.status < 500 else HttpError
+            raise error(f"{ctx.http.ip}: {REBOOT}: HTTP {reply.status}")
 
 
 def save_query(s: Settings, values: dict[str, Any]) -> dict[str, str]:

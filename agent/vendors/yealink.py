@@ -16,7 +16,7 @@
 Writes (the remedies, after consent), through the same Action URI: ``key=DNDOn|DNDOff``
 (DND) and ``phonecfg=set&Forward_always_enable=0|1[&Forward_always_target=N]`` (Yealink's
 ``commonUnits_SetForwardCfg``, SOURCES.md). A 200 answer is not proof: the remedy reads
-the state back.
+the state back. Restart: ``key=Reboot``, the same Action URI.
 
 Left unknown: the last REGISTER answer's code and reason (no page shows them), no-answer
 forwarding when its section mirrors the always-forward one (see parse_phonecfg), and any
@@ -99,12 +99,21 @@ class Yealink:
                 query["Forward_always_target"] = str(values["phone.forward.always_target"])
             requests.append(query)
         for query in requests:
-            reply = await ctx.http.get("/servlet", params=query)
-            if reply.status != 200:
-                what = "&".join(f"{k}={v}" for k, v in query.items() if k != "phonecfg")
-                hint = HINTS.get(reply.status, "")
-                error = Refused if 400 <= reply.status < 500 else HttpError
-                raise error(f"{ctx.http.ip}: Action URI {what}: HTTP {reply.status}{hint}")
+            await _action(ctx, query)
+
+    async def reboot(self, ctx: Context) -> None:
+        """Action URI ``key=Reboot`` (the admin guides' key list): the phone restarts."""
+        await _action(ctx, {"key": "Reboot"})
+
+
+async def _action(ctx: Context, query: dict[str, str]) -> None:
+    """One Action URI command; Refused (4xx: nothing done) or HttpError unless HTTP 200."""
+    reply = await ctx.http.get("/servlet", params=query)
+    if reply.status != 200:
+        what = "&".join(f"{k}={v}" for k, v in query.items() if k != "phonecfg")
+        hint = HINTS.get(reply.status, "")
+        error = Refused if 400 <= reply.status < 500 else HttpError
+        raise error(f"{ctx.http.ip}: Action URI {what}: HTTP {reply.status}{hint}")
 
 
 # ------------------------------------------------------------------ Action URI

@@ -12,9 +12,24 @@ import subprocess
 import time
 from typing import Any
 
-from lab import Lab
+from lab import Lab, netns
 
 FORWARD_TO = "0612345678"
+# A firewall on the office PC that drops what the phone at {ip} opens towards it.
+BLOCK_FROM = """table inet pcfw {{
+  chain input {{
+    type filter hook input priority 0; ip saddr {ip} meta l4proto tcp ct state new drop;
+  }}
+}}
+"""
+
+
+def read_until(proc: subprocess.Popen[str], marker: str) -> str:
+    """What the command printed up to and including ``marker`` (its prompt)."""
+    shown = ""
+    while marker not in shown and (char := proc.stdout.read(1)):
+        shown += char
+    return shown
 
 
 def phonediag(lab: Lab, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -42,6 +57,11 @@ def reaches(lab: Lab, caller: str, callee: str) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def answered(lab: Lab, caller: str, callee: str) -> bool:
+    """Whether ``callee``'s phone answers a call from ``caller`` (DND rejects it: 486)."""
+    return "CALL_ESTABLISHED" in lab.call(caller, callee)
 
 
 def audit(lab: Lab) -> list[dict[str, Any]]:
@@ -155,50 +175,124 @@ def test_phone_dnd_on_a_yealink_fixed_and_undone_a_failed_write_changes_nothing(
         assert admin["password"] not in json.dumps(audit(lab))
 
 
-def test_a_cisco_dnd_can_only_be_turned_off_by_hand():
-    """dnd-on: phone2 is a Cisco SPA504G, whose face has no write path (Cisco documents
-    none): phonediag says so and gives the steps for a person; nothing is written."""
+def test_a_cisco_dnd_turned_off_by_a_resync_verified_by_a_call_then_undone():
+    """dnd-on: phone2 is a Cisco SPA504G. Cisco documents no page that writes DND, but its
+    phones resync from a profile URL they are given: phonediag serves a one-setting profile
+    to that phone only and reads the phone again. Blocked by a firewall on the agent's host,
+    the phone fetches nothing and nothing changes."""
     with Lab.up("dnd-on") as lab:
         ip = phone(lab, "phone2")["ip"]
         listed = json.loads(phonediag(lab, "remedy", "list", "--device", ip, "--json").stdout)
-        offered = {o["remedy"]: o for o in listed if o["rule"] == "dnd-on"}
-        assert offered["disable-phone-dnd"]["status"] == "unavailable"
-        assert "interface de ce téléphone" in offered["disable-phone-dnd"]["why"]
-        manual = offered["phone-dnd-off-by-hand"]
-        assert manual["status"] == "manual" and manual["steps"][0].startswith("Cisco SPA")
-        assert "disable-line-dnd" not in offered  # the line's own DND is off
-        refused = phonediag(lab, "remedy", "apply", "disable-phone-dnd", "--device", ip, "--yes")
-        assert refused.returncode == 1 and "Rien n'a été modifié" in refused.stderr
-        steps_shown = phonediag(lab, "remedy", "apply", "phone-dnd-off-by-hand", "--device", ip)
-        assert steps_shown.returncode == 0 and "1. Cisco SPA" in steps_shown.stdout
+        offered = {o["remedy"]: o["status"] for o in listed if o["rule"] == "dnd-on"}
+        assert offered == {"disable-phone-dnd": "ready", "phone-dnd-off-by-hand": "manual"}
+        assert not answered(lab, "phone1", "phone2")  # DND rejects the call (486)
+
+        # the agent host's firewall keeps the phone out: it cannot fetch the profile
+        netns.nft(lab.ns("agent"), BLOCK_FROM.format(ip=ip))
+        blocked = phonediag(lab, "remedy", "apply", "disable-phone-dnd", "--device", ip, "--yes")
+        assert blocked.returncode == 1, blocked.stdout + blocked.stderr
+        assert "ÉCHEC" in blocked.stdout and "firewall" in blocked.stdout
+        assert "Rien n'a été modifié." in blocked.stdout or "relu" in blocked.stdout
         assert lab.phone_state("phone2")["dnd"] is True
-        assert audit(lab) == []  # nothing was planned, so nothing to log
+        lab.exec("agent", ["nft", "delete", "table", "inet", "pcfw"])
+
+        applied = phonediag(lab, "remedy", "apply", "disable-phone-dnd", "--device", ip,
+                            "--yes", "--json")  # fmt: skip
+        result = json.loads(applied.stdout)
+        assert (applied.returncode, result["verification"]) == (0, "verified"), result
+        assert lab.phone_state("phone2")["dnd"] is False
+        assert "dnd-on" not in findings(lab, ip)
+        assert answered(lab, "phone1", "phone2")
+
+        undone = phonediag(lab, "remedy", "undo", str(result["audit_run"]), "--yes")
+        assert undone.returncode == 0, undone.stdout + undone.stderr
+        assert lab.phone_state("phone2")["dnd"] is True
         assert "dnd-on" in findings(lab, ip)
+        rows = audit(lab)
+        assert steps(rows, result["audit_run"]) == [
+            ("planned", ""), ("consent", "yes"), ("applied", "ok"), ("verified", "verified"),
+        ]  # fmt: skip
+        assert [r["step"] for r in rows if r["undo_of"] == result["audit_run"]] == [
+            "planned", "consent", "undone",
+        ]  # fmt: skip
+        admin = lab.phone_state("phone2")["admin"]["password"]
+        assert admin not in json.dumps(rows) and admin not in blocked.stdout + applied.stdout
 
 
-def test_reprovision_reaches_the_api_and_says_what_is_left_to_do():
-    """wrong-password: phone3 (Gigaset C530 IP) cannot register. Re-provisioning asks the API
-    for a new configuration for the office's public IP, then to restart the phone, which the
-    API refuses for a Gigaset (501): the person restarts it. The lab's phones do not fetch
-    configurations, so the finding stays, and the outcome says so (exit 1)."""
+def test_a_wrong_password_fixed_by_reprovisioning_the_person_restarts_the_phone():
+    """wrong-password: phone3 (Gigaset C530 IP) cannot register. Re-provisioning asks
+    OVHcloud for a new configuration for the office's public IP; OVHcloud cannot restart a
+    Gigaset (501) and the phone's interface documents no restart, so phonediag asks the
+    person to power-cycle it, waits, and checks: the phone fetched its configuration and
+    registers."""
     with Lab.up("wrong-password") as lab:
         p3 = phone(lab, "phone3")
-        r = phonediag(lab, "remedy", "apply", "reprovision-phone", "--device", p3["ip"], "--yes",
-                      "--wait", "0", "--json")  # fmt: skip
-        assert r.returncode == 1, r.stdout + r.stderr
-        result = json.loads(r.stdout)
-        assert (result["status"], result["verification"]) == ("applied", "still-present")
-        assert any("débranchez puis rebranchez" in n for n in result["notes"])
+        assert "registration-auth-failed" in findings(lab, p3["ip"])
+        proc = subprocess.Popen(
+            lab.agent_argv(["phonediag", "remedy", "apply", "reprovision-phone", "--device",
+                            p3["ip"], "--wait", "40"]),
+            env=lab.agent_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        shown = read_until(proc, "[oui/non]")
+        assert "100.64.66.2" in shown  # the office's public IP, for resetConfig
+        proc.stdin.write("oui\n")
+        proc.stdin.flush()
+        shown = read_until(proc, "appuyez sur Entrée")
+        assert "débranchez puis rebranchez" in shown
+        lab.power_cycle("phone3")  # the person does it
+        out, err = proc.communicate("\n", timeout=180)
+        assert proc.returncode == 0, shown + out + err
+        assert "Vérifié" in out, out
+        assert lab.phone_registration("phone3")["registered"] is True
+        assert [(f["mac"], f["ip"], f["status"]) for f in lab.provisioning_fetches()] == [
+            (p3["mac"].replace(":", "").lower(), "100.64.66.2", 200)
+        ]
         api_log = (lab.state.dir / "logs" / "ovhapi.log").read_text()
         assert f'{p3["line"]}: resetConfig {{"ip": "100.64.66.2"}}' in api_log
         assert "phone/reboot 501" in api_log
-        undo = phonediag(lab, "remedy", "undo", str(result["audit_run"]), "--lang", "en")
+        run = audit(lab)[0]["run"]
+        undo = phonediag(lab, "remedy", "undo", str(run), "--lang", "en")
         assert undo.returncode == 2 and "cannot be undone" in undo.stderr
-        rows = audit(lab)
-        assert steps(rows, result["audit_run"]) == [
-            ("planned", ""), ("consent", "yes"), ("applied", "ok"), ("verified", "still-present"),
+        assert steps(audit(lab), run) == [
+            ("planned", ""), ("consent", "yes"), ("applied", "ok"), ("verified", "verified"),
         ]  # fmt: skip
-        assert rows[0]["after"] == {"ip": "100.64.66.2"}
+
+
+def test_a_stuck_phone_restarted_and_a_lost_password_reprovisioned_through_the_lan():
+    """healthy office, phone1 (Yealink): its SIP stack gets stuck (not registered): the
+    restart through its Action URI brings it back. Then it loses its line's password: the
+    restart alone does not help, re-provisioning (resetConfig + the same restart) does, with
+    no one touching the phone."""
+    with Lab.up("healthy") as lab:
+        p1 = phone(lab, "phone1")
+        ip = p1["ip"]
+        lab.drop_registration("phone1")
+        assert "phone-not-registered" in findings(lab, ip)
+        listed = json.loads(phonediag(lab, "remedy", "list", "--device", ip, "--json").stdout)
+        offered = {o["remedy"]: o["status"] for o in listed if o["rule"] == "phone-not-registered"}
+        assert offered["restart-phone"] == "ready" and offered["reprovision-phone"] == "ready"
+        r = phonediag(lab, "remedy", "apply", "restart-phone", "--device", ip, "--yes", "--json",
+                      "--wait", "40")  # fmt: skip
+        result = json.loads(r.stdout)
+        assert (r.returncode, result["verification"]) == (0, "verified"), result
+        assert lab.phone_registration("phone1")["registered"] is True
+        assert [f["status"] for f in lab.provisioning_fetches()] == [403]  # no reset asked
+
+        lab.set_phone_state("phone1", sip_password="lost")
+        lab.power_cycle("phone1")
+        time.sleep(4)
+        assert "phone-not-registered" in findings(lab, ip)
+        r = phonediag(lab, "remedy", "apply", "reprovision-phone", "--device", ip, "--yes",
+                      "--json", "--wait", "40")  # fmt: skip
+        result = json.loads(r.stdout)
+        assert (r.returncode, result["verification"]) == (0, "verified"), result
+        assert result["notes"] == []  # nothing left to a person
+        assert lab.phone_state("phone1")["sip_password"] != "lost"
+        assert [f["status"] for f in lab.provisioning_fetches()][-1] == 200
+        assert "phone/reboot" not in (lab.state.dir / "logs" / "ovhapi.log").read_text()
+        report = json.loads(phonediag(lab, "diagnose", "--json").stdout)
+        assert report["findings"] == [], report["findings"]
 
 
 def test_snom_and_fanvil_settings_and_a_line_dnd_in_a_seven_family_office():

@@ -39,6 +39,7 @@ def offered(report: Report, cfg: Config | None = None, subject: str | None = Non
 
 YEALINK = Device("10.66.0.11", vendor="yealink", model="SIP-T46S")
 CISCO = Device("10.66.0.12", vendor="cisco", model="SPA504G")
+GIGASET = Device("10.66.0.13", vendor="gigaset", model="C530 IP")
 
 
 # ---------------------------------------------------------------- the catalogue
@@ -114,19 +115,22 @@ def test_a_line_forward_gets_the_api_remedy_and_the_codes():
     }
 
 
-def test_a_phone_side_dnd_on_a_cisco_is_manual_and_says_why():
+def test_a_phone_side_dnd_on_a_gigaset_is_manual_and_says_why_a_cisco_is_writable():
     report = make_report(
-        {"site": SITE_OK, CISCO.ip: {**LINE, "line.dnd": False, "phone.dnd": True}}, [CISCO]
-    )
+        {"site": SITE_OK, GIGASET.ip: {**LINE, "line.dnd": False, "phone.dnd": True},
+         CISCO.ip: {"phone.dnd": True}},
+        [GIGASET, CISCO],
+    )  # fmt: skip
     got = offered(report)
-    assert got[("dnd-on", CISCO.ip, "disable-phone-dnd")] == (
+    assert got[("dnd-on", GIGASET.ip, "disable-phone-dnd")] == (
         "unavailable",
         "remedy.why.no_write_path",
     )
-    assert got[("dnd-on", CISCO.ip, "phone-dnd-off-by-hand")] == ("manual", None)
-    assert ("dnd-on", CISCO.ip, "disable-line-dnd") not in got  # the line's DND is off
-    text = offers.offers(report, Config())[0].why.text("fr")
-    assert "impossible par l'interface de ce téléphone" in text and "cisco" in text
+    assert got[("dnd-on", GIGASET.ip, "phone-dnd-off-by-hand")] == ("manual", None)
+    assert ("dnd-on", GIGASET.ip, "disable-line-dnd") not in got  # the line's DND is off
+    assert got[("dnd-on", CISCO.ip, "disable-phone-dnd")] == ("ready", None)  # resync
+    text = offers.offers(report, Config(), GIGASET.ip)[0].why.text("fr")
+    assert "impossible par l'interface de ce téléphone" in text and "gigaset" in text
 
 
 def test_without_api_access_the_line_remedies_say_so_and_the_codes_remain():
@@ -258,12 +262,15 @@ def test_the_listing_shows_every_finding_and_what_to_do():
     from agent.remedies import render
 
     facts = {**LINE, "line.forward.unconditional": True, "firmware.outdated": True}
-    report = make_report({"site": SITE_OK, CISCO.ip: {**facts, "phone.dnd": True}}, [CISCO])
+    report = make_report({"site": SITE_OK, CISCO.ip: {**facts, "phone.dnd": True},
+                          GIGASET.ip: {"phone.dnd": True}}, [CISCO, GIGASET])  # fmt: skip
     text = render.listing(offers.offers(report, Config()), "fr", report.findings)
     assert "+ disable-line-forwarding" in text
     assert "phonediag remedy apply disable-line-forwarding --device 10.66.0.12" in text
-    assert "- disable-phone-dnd" in text and "impossible ici" in text
+    assert "+ disable-phone-dnd" in text  # the Cisco, by a resync
+    assert "- disable-phone-dnd" in text and "impossible ici" in text  # the Gigaset
     assert "* phone-dnd-off-by-hand" in text and "1. Cisco SPA" in text
+    assert "1. Gigaset" in text
     # a finding no remedy answers is still listed, with where to look
     assert "(firmware-outdated)" in text and "phonediag diagnose" in text
     assert render.listing([], "en", []) == "No remedy to offer: nothing was found."

@@ -118,9 +118,26 @@ def test_writes_are_checked_before_anything_is_sent():
         base.check_write(yealink, {"phone.dnd": "off"})
 
 
-@pytest.mark.parametrize("vendor", ["cisco", "gigaset", "grandstream", "poly", "lg", None])
+@pytest.mark.parametrize("vendor", ["gigaset", "grandstream", "poly", "lg", None])
 def test_families_without_a_documented_write_path_write_nothing(vendor):
     assert base.writable(registry.adapter_for(vendor)) == frozenset()
+    assert not base.rebootable(registry.adapter_for(vendor))
+
+
+@pytest.mark.parametrize("vendor", ["yealink", "cisco", "snom"])
+def test_families_with_a_documented_restart(vendor):
+    assert base.rebootable(registry.adapter_for(vendor))
+
+
+def test_the_cisco_profile_holds_only_what_changes():
+    from agent.vendors.cisco import flat_profile
+
+    assert b"<DND_Setting>No</DND_Setting>" in flat_profile({"phone.dnd": False})
+    assert b"Cfwd" not in flat_profile({"phone.dnd": False})
+    on = flat_profile({"phone.forward.always": True, "phone.forward.always_target": "06<1>"})
+    assert b"<Cfwd_All_Dest>06&lt;1&gt;</Cfwd_All_Dest>" in on and b"DND" not in on
+    off = flat_profile({"phone.forward.always": False}, ata=True)
+    assert b"<Cfwd_All_Dest_1_ />" in off
 
 
 # ---------------------------------------------------------------- through the runner
