@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from agent import discovery, identify
@@ -22,13 +22,25 @@ from agent.scope import ScopedNetwork
 T = TypeVar("T")
 
 
+# Told of every step: ("start" | "done" | "failed", the step's name, e.g. "probe.stun").
+Progress = Callable[[str, str], None]
+
+
 class Runner:
     """Runs steps with per-step timeouts under one deadline, collecting errors."""
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, progress: Progress | None = None) -> None:
         self.end = time.monotonic() + deadline
         self.errors: list[ProbeError] = []
         self.timings: dict[str, float] = {}
+        self.progress = progress
+
+    def _tell(self, event: str, name: str) -> None:
+        if self.progress is not None:
+            try:
+                self.progress(event, name)
+            except Exception:  # a display must never break the run
+                self.progress = None
 
     def remaining(self) -> float:
         return max(0.0, self.end - time.monotonic())
@@ -36,9 +48,13 @@ class Runner:
     async def step(self, name: str, aw: Awaitable[T], timeout: float, default: T) -> T:
         start = time.monotonic()
         budget = min(timeout, self.remaining())
+        self._tell("start", name)
+        failed = len(self.errors)
         try:
             async with asyncio.timeout(budget):
-                return await aw
+                result = await aw
+                self._tell("done", name)
+                return result
         except TimeoutError:
             why = (
                 "deadline of the run reached"
@@ -50,6 +66,8 @@ class Runner:
             self.errors.append(ProbeError(name, f"{type(e).__name__}: {e}"))
         finally:
             self.timings[name] = time.monotonic() - start
+            if len(self.errors) > failed:
+                self._tell("failed", name)
         if asyncio.iscoroutine(aw):
             aw.close()
         return default
@@ -149,9 +167,11 @@ async def discover(cfg: Config, networks: list[ScopedNetwork], run: Runner) -> l
     return [d for d in devices if identify.is_phone(d)]
 
 
-async def run_discover(cfg: Config, networks: list[ScopedNetwork]) -> Report:
+async def run_discover(
+    cfg: Config, networks: list[ScopedNetwork], progress: Progress | None = None
+) -> Report:
     start = time.monotonic()
-    run = Runner(cfg.deadline)
+    run = Runner(cfg.deadline, progress)
     devices = await discover(cfg, networks, run)
     return Report(
         duration_s=time.monotonic() - start,
@@ -169,13 +189,14 @@ async def run_diagnose(
     answers: dict[str, Any] | None = None,
     symptom: str | None = None,
     explain: bool = False,
+    progress: Progress | None = None,
 ) -> Report:
     """Discover, probe and judge. ``answers`` are what the person told us (user facts);
     with ``symptom`` only the rules answering that symptom are kept."""
     from agent import judge, probes  # not on `discover`'s path: its start-up stays short
 
     start = time.monotonic()
-    run = Runner(cfg.deadline)
+    run = Runner(cfg.deadline, progress)
     devices = await discover(cfg, networks, run)
     ctx = probes.Context(cfg, networks, devices)
     default = 4 * cfg.timeout + 5
