@@ -84,6 +84,7 @@ class Session:
     challenge: str = ""  # the WWW-Authenticate that the working login answered (scheme)
     failed_logins: int = 0
     log: list[str] = field(default_factory=list)  # what was asked, without secrets
+    answers: list[str] = field(default_factory=list)  # each request's HTTP status (or why not)
     transport: httpx.AsyncBaseTransport | None = None  # tests: httpx.MockTransport
     cookies: httpx.Cookies = field(default_factory=httpx.Cookies)  # a web login's session
 
@@ -92,6 +93,13 @@ class Session:
 
     async def get(self, path: str, params: dict[str, str] | None = None) -> Reply:
         return await self.request("GET", path, params=params)
+
+    def trail(self) -> list[str]:
+        """The requests with their answers: ``GET /status.xml -> 200``."""
+        return [
+            f"{ask} -> {answer}" if answer else ask
+            for ask, answer in zip(self.log, self.answers + [""] * len(self.log), strict=False)
+        ]
 
     async def request(
         self, method: str, path: str, params: dict[str, str] | None = None, **kw: Any
@@ -131,7 +139,19 @@ class Session:
             else:
                 auth = httpx.BasicAuth(cred.username, cred.password)
         url = urljoin(self.base() + "/", path.lstrip("/"))
+        entry = len(self.log)
         self.log.append(f"{method} {path}")
+        self.answers.extend([""] * (len(self.log) - len(self.answers)))
+        try:
+            reply = await self._follow(method, url, params, auth, **kw)
+        except HttpError as e:
+            self.answers[entry] = str(e).rpartition(": ")[2]
+            raise
+        self.answers[entry] = str(reply.status)  # what a technician wants to see (--verbose)
+        return reply
+
+    async def _follow(self, method, url, params, auth, **kw) -> Reply:
+        """The request, with same-host redirects followed."""
         timeout = httpx.Timeout(self.timeout)
         try:
             async with httpx.AsyncClient(

@@ -35,7 +35,7 @@ async def _one(ctx: Context, device: Device) -> list[Fact]:
     except HttpError as e:
         ctx.errors.append(ProbeError("probe.device", str(e), device.ip))
         values = {}
-    evidence = "; ".join(session.log[-3:])
+    evidence = "; ".join(session.trail()[-3:])
     return base.Reading(device, source, values, evidence).facts()
 
 

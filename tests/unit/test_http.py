@@ -120,3 +120,21 @@ def test_digest_login_is_answered_again_on_the_next_request():
 def test_lockout_answer_without_a_login():
     with pytest.raises(LockedOut):
         run(session(lambda r: httpx.Response(429)).get("/"))
+
+
+def test_the_trail_shows_each_answer_for_the_technician():
+    def handler(r):
+        if r.url.path == "/big":
+            return httpx.Response(200, content=b"x" * (MAX_BYTES + 10))
+        return httpx.Response(404 if r.url.path == "/nope" else 200, text="ok")
+
+    s = session(handler)
+    run(s.get("/status.xml"))
+    run(s.get("/nope"))
+    with pytest.raises(HttpError):
+        run(s.get("/big"))
+    assert s.trail() == [
+        "GET /status.xml -> 200",
+        "GET /nope -> 404",
+        f"GET /big -> answer larger than {MAX_BYTES} bytes",
+    ]
