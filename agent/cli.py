@@ -15,6 +15,7 @@ import click
 
 from agent import __version__, i18n
 from agent.judge.loader import SYMPTOMS
+from agent.report.schema import EXIT_INTERNAL, SCHEMA_FILE, SchemaViolation
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_CANNOT = 0, 1, 2, 3
 
@@ -89,6 +90,42 @@ def _print(report, lang: str, as_json: bool, diagnosis: bool) -> None:
         text.render(report, lang, text.console(), diagnosis)
 
 
+def _remember(
+    cfg, report, command: str, lang: str, code: int, options: dict[str, Any]
+) -> int | None:
+    """Store the run in the history (agent/history.py); never fails the command."""
+    from datetime import UTC, datetime, timedelta
+
+    from agent import history
+    from agent.report import json as json_report
+
+    started = datetime.now(UTC) - timedelta(seconds=report.duration_s)
+    return history.record(cfg, json_report.render(report), command, lang, code, started, options)
+
+
+_verbose = click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Also show the evidence: SIP answers, SNMP values, pages read, failures (secrets masked).",
+)
+
+
+def _progress(lang: str, as_json: bool, verbose: bool, diagnosis: bool):
+    """The progress display on standard error while the pipeline runs (terminal only)."""
+    from agent.report import progress
+
+    return progress.display(lang, diagnosis=diagnosis, as_json=as_json, verbose=verbose)
+
+
+def _evidence(report, lang: str, cfg, as_json: bool, verbose: bool) -> None:
+    """--verbose: the evidence after the report (the JSON already holds it)."""
+    if verbose and not as_json:
+        from agent.report import evidence, text
+
+        evidence.render(report, lang, text.console(), cfg)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="phonediag")
 def cli() -> None:
@@ -102,13 +139,17 @@ def cli() -> None:
 @_options(_common)
 @_json
 @_options(_scope)
-def discover(lang, config_path, as_json, networks, widen) -> None:
+@_verbose
+def discover(lang, config_path, as_json, networks, widen, verbose) -> None:
     """List the phones on the LAN (mDNS, SNMP, SIP, ARP) with vendor, model, firmware."""
     from agent import pipeline
 
     lang, cfg, nets = _setup(lang, config_path, networks, widen)
-    report = asyncio.run(pipeline.run_discover(cfg, nets))
+    with _progress(lang, as_json, verbose, diagnosis=False) as progress:
+        report = asyncio.run(pipeline.run_discover(cfg, nets, progress))
     _print(report, lang, as_json, diagnosis=False)
+    _evidence(report, lang, cfg, as_json, verbose)
+    _remember(cfg, report, "discover", lang, EXIT_OK, {"subnet": list(networks), "widen": widen})
 
 
 @cli.command()
@@ -126,13 +167,27 @@ def discover(lang, config_path, as_json, networks, widen) -> None:
     help="Seconds for the NAT lifetime test (0: skip; default from the config, 40).",
 )
 @click.option("--deep", is_flag=True, help="Full NAT lifetime test, up to the guide's 180 s.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(),
+    metavar="FILE",
+    help="Also write the HTML report (a picture of the site) to FILE; works with --json.",
+)
+@_verbose
 def diagnose(
-    lang, config_path, as_json, networks, widen, symptom, message, explain, nat_budget, deep
-) -> None:
+    lang, config_path, as_json, networks, widen, symptom, message, explain, nat_budget, deep,
+    html_path, verbose,
+) -> None:  # fmt: skip
     """Find the phones, check the network towards OVHcloud, and explain what is wrong."""
+    from datetime import datetime
+
     from agent import pipeline
 
     lang, cfg, nets = _setup(lang, config_path, networks, widen)
+    if html_path:
+        _html_writable(html_path, lang)  # before the diagnosis, not after a minute of it
+    started = datetime.now()
     if nat_budget is not None:
         cfg.nat_budget = nat_budget
     if deep:
@@ -143,7 +198,10 @@ def diagnose(
         answers["display.message"] = message
     if symptom:
         answers["user.symptom"] = symptom
-    report = asyncio.run(pipeline.run_diagnose(cfg, nets, lang, answers, symptom, explain))
+    with _progress(lang, as_json, verbose, diagnosis=True) as progress:
+        report = asyncio.run(
+            pipeline.run_diagnose(cfg, nets, lang, answers, symptom, explain, progress)
+        )
     for e in report.errors:
         if e.step == "rules":
             click.echo(f"phonediag: {e.reason}", err=True)
@@ -152,8 +210,38 @@ def diagnose(
         from agent.report import text
 
         text.explain(report, text.console())
-    if any(f.severity in ("critical", "warning") for f in report.findings):
+    _evidence(report, lang, cfg, as_json, verbose)
+    problems = any(f.severity in ("critical", "warning") for f in report.findings)
+    options = {"subnet": list(networks), "widen": widen, "symptom": symptom, "message": message,
+               "explain": explain, "deep": deep, "nat-budget": nat_budget}  # fmt: skip
+    _remember(cfg, report, "diagnose", lang, EXIT_PROBLEMS if problems else EXIT_OK, options)
+    if html_path:  # after the run is stored: a failed write loses nothing
+        _write_html(report, lang, html_path, started, quiet=as_json)
+    if problems:
         sys.exit(EXIT_PROBLEMS)
+
+
+def _html_writable(path: str, lang: str) -> None:
+    from agent.report import html
+
+    try:
+        html.check_writable(path)
+    except OSError as e:
+        why = e.strerror or str(e)
+        raise Fail(i18n.t("html.cannot_write", lang, path=path, why=why), EXIT_USAGE) from None
+
+
+def _write_html(report, lang: str, path: str, started, quiet: bool) -> None:
+    """The HTML report, written atomically; with --json nothing more on stdout."""
+    from agent.report import html
+
+    try:
+        html.write(path, html.render(report, lang, when=started))
+    except OSError as e:
+        why = e.strerror or str(e)
+        raise Fail(i18n.t("html.cannot_write", lang, path=path, why=why), EXIT_USAGE) from None
+    if not quiet:
+        click.echo(i18n.t("html.written", lang, path=path))
 
 
 @cli.group()
@@ -222,6 +310,61 @@ def rules_test(lang, files) -> None:
     if problems:
         raise Fail(i18n.t("rules.failed", lang, n=len(problems)), EXIT_USAGE)
     click.echo(i18n.t("rules.ok", lang, n=len(loaded), cases=cases))
+
+
+@cli.command()
+@_options(_common)
+@_json
+@_options(_scope)
+@click.option(
+    "--symptom",
+    metavar="ID",
+    help="The symptom, as the wizard lists it (no-ring, error-message, cannot-call-out, "
+    "one-way-audio, ...; 'detect' to let phonediag look). Asked when not given.",
+)
+@click.option("--device", metavar="IP", help="The phone concerned (asked when it matters).")
+@click.option("--yes", "decide", flag_value=True, default=None, help="Apply automatic fixes.")
+@click.option("--no", "decide", flag_value=False, help="Never change anything; only explain.")
+def troubleshoot(lang, config_path, as_json, networks, widen, symptom, device, decide) -> None:
+    """Guided troubleshooting in plain words: measure, explain, fix with consent.
+
+    Dépannage guidé : phonediag mesure, explique en deux phrases, donne les étapes et
+    propose les corrections automatiques (avec votre accord). Sans solution, il termine
+    par un résumé prêt à coller dans une demande au support.
+    Exit 0: solved; 1: not solved; 2: bad input; 3: could not diagnose.
+    """
+    import json
+
+    from agent.report.text import console as make_console
+    from agent.troubleshoot import session, summary
+    from agent.troubleshoot.ui import UI
+
+    lang = i18n.detect(lang)
+    if symptom and symptom != session.DETECT and session.find_choice(symptom) is None:
+        known = ", ".join([c.id for c in session.symptom_choices()] + [session.DETECT])
+        raise Fail(i18n.t("ts.unknown_symptom", lang, symptom=symptom, known=known), EXIT_USAGE)
+    lang, cfg, nets = _setup(lang, config_path, networks, widen)
+    if as_json and decide is None:
+        decide = False  # no one to ask: explain only, unless --yes
+    ui = UI(lang, decide, make_console(sys.stderr) if as_json else None, live=not as_json)
+    result = session.Session(cfg, nets, lang, ui, device).run(symptom)
+    text = summary.build(result, lang)
+    if result.report is not None:
+        code = EXIT_OK if result.solved else EXIT_PROBLEMS
+        options = {"symptom": symptom, "device": device, "subnet": list(networks)}
+        _remember(cfg, result.report, "troubleshoot", lang, code, options)
+    if as_json:
+        findings = [f.to_dict() for f in result.walked]
+        tried = [vars(x) for x in result.tried]
+        doc = {"solved": result.solved, "symptom": result.choice.id if result.choice else None,
+               "device": result.device.ip if result.device else None, "findings": findings,
+               "tried": tried, "summary": None if result.solved else text}  # fmt: skip
+        click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+    elif not result.solved:
+        ui.heading(i18n.t("ts.unsolved", lang))
+        click.echo(text)
+    if not result.solved:
+        sys.exit(EXIT_PROBLEMS)
 
 
 @cli.group()
@@ -483,6 +626,238 @@ def _config(config_path: str | None, lang: str):
         raise Fail(i18n.t("error.config", lang, why=e), EXIT_USAGE) from None
 
 
+@cli.group()
+def report() -> None:
+    """The run history: every discover and diagnose, to list, show, compare, export.
+
+    L'historique : chaque discover et diagnose est enregistré ; les lister, en revoir un,
+    comparer deux passages (avant / après une correction), exporter (docs/report.md).
+    """
+
+
+_run_id = click.argument("run_id", metavar="ID")
+
+
+def _history(cfg, lang: str):
+    """The history of the configured store, opened (one clear line if it cannot be)."""
+    from agent import history, store
+
+    try:
+        return history.History(store.path_for(cfg.store_path))
+    except (store.StoreError, OSError, RuntimeError) as e:  # RuntimeError: no home folder
+        raise Fail(i18n.t("report.store_error", lang, why=e), EXIT_USAGE) from None
+
+
+@contextlib.contextmanager
+def _reading(lang: str):
+    from agent import store
+
+    try:
+        yield
+    except store.StoreError as e:
+        raise Fail(i18n.t("report.store_error", lang, why=e), EXIT_USAGE) from None
+
+
+def _stored(h, ref: str, lang: str):
+    """The run ``ref`` names (a number or ``last``), else exit 2 with one line."""
+    run = h.resolve(ref)
+    if run is None:
+        raise Fail(i18n.t("report.unknown", lang, id=ref), EXIT_USAGE)
+    return run
+
+
+@report.command("list")
+@_options(_common)
+@_json
+@click.option("--limit", type=click.IntRange(1, 100000), default=20, help="Newest runs shown.")
+def report_list(lang, config_path, as_json, limit) -> None:
+    """The stored runs, newest first: id, when, command, phones, findings by severity."""
+    import json
+
+    from agent import history
+
+    lang = i18n.detect(lang)
+    cfg = _config(config_path, lang)
+    with _reading(lang), _history(cfg, lang) as h:
+        runs, total = h.list(limit), h.count()
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in runs], ensure_ascii=False, indent=2))
+    else:
+        click.echo(history.listing(runs, total, lang))
+
+
+@report.command("show")
+@_run_id
+@_options(_common)
+@_json
+def report_show(run_id, lang, config_path, as_json) -> None:
+    """A stored run's report, as text (in its language unless --lang) or as its JSON."""
+    from agent import history
+    from agent.report import schema
+
+    chosen = lang
+    lang = i18n.detect(lang)
+    cfg = _config(config_path, lang)
+    with _reading(lang), _history(cfg, lang) as h:
+        run = _stored(h, run_id, lang)
+    if as_json:
+        schema.check_text(run.report_json or "")
+        click.echo(run.report_json)
+        return
+    lang = chosen or run.lang
+    click.echo(history.header(run, lang))
+    click.echo()
+    _print(run.report(), lang, False, diagnosis=run.command != "discover")
+
+
+@report.command("diff")
+@click.argument("first", metavar="ID1")
+@click.argument("second", metavar="ID2")
+@_options(_common)
+@_json
+def report_diff(first, second, lang, config_path, as_json) -> None:
+    """What changed from run ID1 to run ID2: phones appeared, gone or changed (firmware,
+    vendor...), findings new, resolved or still there, per phone, line and site."""
+    import json
+
+    from agent import history
+
+    lang = i18n.detect(lang)
+    cfg = _config(config_path, lang)
+    with _reading(lang), _history(cfg, lang) as h:
+        a, b = _stored(h, first, lang), _stored(h, second, lang)
+    d = history.diff(a, b)
+    click.echo(
+        json.dumps(d, ensure_ascii=False, indent=2) if as_json else history.diff_text(d, lang)
+    )
+
+
+@report.command("export")
+@_run_id
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("json", "html", "text")),
+    default="json",
+    show_default=True,
+    help="The report's form.",
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE (default: stdout)."
+)
+@_options(_common)
+def report_export(run_id, fmt, output, lang, config_path) -> None:
+    """Export a stored run's report as JSON, HTML (one self-contained file) or text."""
+    import io
+
+    from agent.report import schema
+
+    chosen = lang
+    lang = i18n.detect(lang)
+    cfg = _config(config_path, lang)
+    with _reading(lang), _history(cfg, lang) as h:
+        run = _stored(h, run_id, lang)
+    shown = chosen or run.lang  # the report's own language, unless told
+    if fmt == "json":
+        content = run.report_json or ""
+        schema.check_text(content)
+    elif fmt == "html":
+        content = _html_of(run, shown)
+    else:
+        from agent.report import text
+
+        buf = io.StringIO()
+        text.render(run.report(), shown, text.console(buf), run.command != "discover")
+        content = buf.getvalue()
+    if output is None:
+        click.echo(content, nl=not content.endswith("\n"))
+        return
+    try:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(content if content.endswith("\n") else content + "\n")
+    except OSError as e:
+        why = e.strerror or str(e)
+        raise Fail(i18n.t("report.cannot_write", lang, path=output, why=why), EXIT_USAGE) from None
+    click.echo(i18n.t("report.written", lang, id=run.id, path=output, format=fmt))
+
+
+def _html_of(run, lang: str) -> str:
+    """The HTML report of a stored run (agent/report/html.py), dated when the run was."""
+    import inspect
+    from datetime import datetime
+
+    try:
+        from agent.report import html
+
+        kwargs = {}
+        if "when" in inspect.signature(html.render).parameters:
+            kwargs["when"] = datetime.fromisoformat(run.started)
+        return html.render(run.report(), lang, **kwargs)
+    except (ImportError, AttributeError) as e:
+        raise Fail(i18n.t("report.html_unavailable", lang, why=e), EXIT_INTERNAL) from None
+
+
+@cli.command()
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="The zip to write (default: phonediag-bundle-ID-DATE.zip here).",
+)
+@click.option("--run", "run_id", metavar="ID", help="The stored run to bundle (default: the last).")
+@_options(_common)
+@_options(_scope)
+def bundle(output, run_id, lang, config_path, networks, widen) -> None:
+    """A zip for a support ticket: the report (JSON, HTML, text), the evidence, versions
+    and the configuration, with every secret replaced by ***.
+
+    Dossier pour le support : rapport, détails, versions et configuration, sans aucun
+    secret. Sans rapport enregistré, un diagnostic est fait d'abord.
+    """
+    from pathlib import Path
+
+    from agent import bundle as bundle_mod
+
+    chosen = lang
+    lang = i18n.detect(lang)
+    cfg = _config(config_path, lang)
+    with _reading(lang), _history(cfg, lang) as h:
+        run = _stored(h, run_id, lang) if run_id else h.last()
+    if run is None:  # nothing stored yet: diagnose first (and store it)
+        click.echo(i18n.t("bundle.diagnosing", lang), err=True)
+        lang, cfg, run = _diagnose_for_bundle(lang, config_path, networks, widen)
+    try:
+        files = bundle_mod.contents(run, cfg, chosen or run.lang)  # the report's language
+    except (ImportError, AttributeError) as e:
+        raise Fail(i18n.t("report.html_unavailable", lang, why=e), EXIT_INTERNAL) from None
+    path = Path(output or bundle_mod.default_name(run))
+    try:
+        bundle_mod.write(path, files)
+    except OSError as e:
+        why = e.strerror or str(e)
+        raise Fail(i18n.t("report.cannot_write", lang, path=path, why=why), EXIT_USAGE) from None
+    click.echo(i18n.t("bundle.written", lang, path=path, id=run.id, files=", ".join(files)))
+
+
+def _diagnose_for_bundle(lang, config_path, networks, widen):
+    """Run and store a diagnosis; (lang, cfg, its history.Run)."""
+    from datetime import UTC, datetime, timedelta
+
+    from agent import history, pipeline
+    from agent.report import json as json_report
+
+    lang, cfg, nets = _setup(lang, config_path, networks, widen)
+    report = asyncio.run(pipeline.run_diagnose(cfg, nets, lang))
+    problems = any(f.severity in ("critical", "warning") for f in report.findings)
+    code = EXIT_PROBLEMS if problems else EXIT_OK
+    text = json_report.render(report)
+    started = datetime.now(UTC) - timedelta(seconds=report.duration_s)
+    options = {"subnet": list(networks), "widen": widen, "by": "bundle"}
+    run_id = history.record(cfg, text, "diagnose", lang, code, started, options)
+    run = history.Run.unsaved(text, "diagnose", lang, code, started, options, run_id or 0)
+    return lang, cfg, run
+
+
 @cli.command()
 @click.option("--listen", "listen_ip", required=True, metavar="IP", help="Address to listen on.")
 @click.option(
@@ -557,6 +932,11 @@ def main() -> None:
     except Fail as e:
         click.echo(f"phonediag: {e.message}", err=True)
         sys.exit(e.exit_code)
+    except SchemaViolation as e:  # only with PHONEDIAG_CHECK_SCHEMA=1 (the tests)
+        click.echo(f"phonediag: internal error: the {e.what} breaks {SCHEMA_FILE}:", err=True)
+        for problem in e.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(EXIT_INTERNAL)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.Abort:

@@ -91,8 +91,10 @@ class Config:
     provider_lines: list[str] = field(default_factory=list)  # default: every line read
     provider_max_lines: int = 100  # lines read per run at most
     # The local SQLite store ([store] path; default agent/store.py default_path()): the
-    # remedies' audit log. Never holds a secret.
+    # remedies' audit log and the run history. Never holds a secret.
     store_path: str | None = None
+    # The run history in that store ([history] keep): the newest runs kept (0: none stored).
+    history_keep: int = 1000
     # Remedies a portal job may run without a person's consent ([remedies] portal_allowed;
     # default none). Checked by agent.remedies.allowed_for_portal().
     remedies_portal_allowed: list[str] = field(default_factory=list)
@@ -137,11 +139,12 @@ _SCHEMA: dict[tuple[str, str], tuple[str, type]] = {
     ("provider", "lines"): ("provider_lines", list),
     ("provider", "max_lines"): ("provider_max_lines", int),
     ("store", "path"): ("store_path", str),
+    ("history", "keep"): ("history_keep", int),
     ("remedies", "portal_allowed"): ("remedies_portal_allowed", list),
 }
 
 
-ZERO_OK = {"nat_budget"}  # 0 means "skip this test"
+ZERO_OK = {"nat_budget", "history_keep"}  # 0 means "skip this test", "keep no run"
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from agent.troubleshoot.messages import MESSAGES as _TROUBLESHOOT
+
 LANGS = ("fr", "en")
 
 MESSAGES: dict[str, dict[str, str]] = {
@@ -85,6 +87,159 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "unknown rule: {id} (see 'phonediag rules list')",
     },
     "explain.title": {"fr": "Pourquoi (--explain)", "en": "Why (--explain)"},
+    # ---------------------------------------------------- technician's console
+    "col.registration": {"fr": "Enregistré", "en": "Registered"},
+    "col.findings": {"fr": "Constats", "en": "Findings"},
+    "registration.yes": {"fr": "oui", "en": "yes"},
+    "registration.no": {"fr": "non", "en": "no"},
+    "registration.no_status": {"fr": "non ({status})", "en": "no ({status})"},
+    "registration.split": {
+        "fr": "téléphone : {phone}, OVHcloud : {line}",
+        "en": "phone: {phone}, OVHcloud: {line}",
+    },
+    "findings.count": {"fr": "{n} constat(s) : {detail}", "en": "{n} finding(s): {detail}"},
+    "progress.phase.discover": {"fr": "Recherche des téléphones", "en": "Finding phones"},
+    "progress.phase.probe": {"fr": "Vérifications", "en": "Checks"},
+    "progress.failed": {"fr": "{n} échec(s)", "en": "{n} failed"},
+    "progress.plain": {
+        "fr": "phonediag : {phase} : {steps}…",
+        "en": "phonediag: {phase}: {steps}…",
+    },
+    "step.discover.arp.sweep": {"fr": "Balayage ARP", "en": "ARP sweep"},
+    "step.discover.sip": {"fr": "Recherche SIP", "en": "SIP sweep"},
+    "step.discover.snmp": {"fr": "Recherche SNMP", "en": "SNMP sweep"},
+    "step.discover.pnp": {"fr": "Écoute SIP PnP", "en": "SIP PnP listening"},
+    "step.discover.mdns": {"fr": "Recherche mDNS", "en": "mDNS browsing"},
+    "step.discover.arp": {"fr": "Table ARP", "en": "ARP table"},
+    "step.probe.identity": {"fr": "Identification", "en": "Identification"},
+    "step.probe.device": {"fr": "État des téléphones", "en": "Phones' own state"},
+    "step.probe.firmware": {"fr": "Micrologiciels", "en": "Firmware"},
+    "step.probe.lan": {"fr": "Réseau local", "en": "Local network"},
+    "step.probe.registrar": {"fr": "Serveur SIP OVHcloud", "en": "OVHcloud SIP server"},
+    "step.probe.dns": {"fr": "Résolution DNS", "en": "DNS resolution"},
+    "step.probe.stun": {"fr": "Test NAT (STUN)", "en": "NAT test (STUN)"},
+    "step.probe.alg": {"fr": "Détection SIP ALG", "en": "SIP ALG detection"},
+    "step.probe.nat-lifetime": {"fr": "Durée des sessions NAT", "en": "NAT binding lifetime"},
+    "step.probe.rtp": {"fr": "Flux audio (RTP)", "en": "Audio path (RTP)"},
+    "step.probe.inbound": {"fr": "Appels entrants", "en": "Incoming calls"},
+    "step.probe.provider": {"fr": "Ligne chez OVHcloud (API)", "en": "Line at OVHcloud (API)"},
+    "evidence.title": {"fr": "Détails (--verbose)", "en": "Evidence (--verbose)"},
+    "evidence.masked": {
+        "fr": "Mots de passe, communautés SNMP et clés d'API sont masqués (***).",
+        "en": "Passwords, SNMP communities and API keys are masked (***).",
+    },
+    "evidence.found_by": {"fr": "Vu par {method}", "en": "Seen by {method}"},
+    "evidence.merge": {"fr": "Regroupement des adresses", "en": "Address merging"},
+    "evidence.identified_by": {"fr": "Identifié par : {what}", "en": "Identified by: {what}"},
+    "evidence.facts": {"fr": "Observations : {source}", "en": "Observations: {source}"},
+    "evidence.errors": {"fr": "Échecs", "en": "Failures"},
+    "evidence.other_errors": {
+        "fr": "Vérifications qui n'ont pas abouti, et pourquoi",
+        "en": "Checks that did not complete, and why",
+    },
+    "evidence.timings": {"fr": "Durée des étapes", "en": "Step durations"},
+    "evidence.nothing": {"fr": "(rien de noté)", "en": "(nothing recorded)"},
+    "evidence.unknown": {"fr": "inconnu", "en": "unknown"},
+    "evidence.yes": {"fr": "oui", "en": "yes"},
+    "evidence.no": {"fr": "non", "en": "no"},
+    # ---------------------------------------------------------------- HTML report
+    "html.title": {"fr": "Rapport de diagnostic phonediag", "en": "phonediag diagnosis report"},
+    "html.scope": {"fr": "Réseau analysé", "en": "Network scanned"},
+    "html.date": {"fr": "Date", "en": "Date"},
+    "html.duration": {"fr": "Durée", "en": "Duration"},
+    "html.duration_value": {"fr": "{s:.1f} s", "en": "{s:.1f} s"},
+    "html.phones": {"fr": "Téléphones trouvés", "en": "Phones found"},
+    "html.counts": {"fr": "Constats", "en": "Findings"},
+    "html.picture.title": {"fr": "Le site", "en": "The site"},
+    "html.picture.desc": {
+        "fr": "Schéma du site : OVHcloud, le lien Internet, la box ou le routeur, le réseau"
+        " local et chacun de ses téléphones. Un repère rouge (critique), orange (avertissement)"
+        " ou bleu (information) marque l'endroit où se situe chaque problème, avec le numéro"
+        " du constat détaillé plus bas.",
+        "en": "Picture of the site: OVHcloud, the Internet link, the router, the local network"
+        " and each of its phones. A red (critical), orange (warning) or blue (information)"
+        " marker shows where each problem sits, with the number of the finding detailed below.",
+    },
+    "html.picture.all_clear": {
+        "fr": "Aucun repère : rien d'anormal n'a été mesuré sur le chemin des téléphones à"
+        " OVHcloud.",
+        "en": "No marker: nothing wrong was measured on the way from the phones to OVHcloud.",
+    },
+    "html.legend": {"fr": "Légende :", "en": "Key:"},
+    "html.legend.ok": {"fr": "rien à signaler", "en": "nothing found"},
+    "html.place.phone": {"fr": "Téléphone", "en": "Phone"},
+    "html.place.lan": {"fr": "Réseau local (LAN)", "en": "Local network (LAN)"},
+    "html.place.router": {"fr": "Box / routeur (NAT)", "en": "Router / box (NAT)"},
+    "html.place.internet": {"fr": "Internet", "en": "Internet"},
+    "html.place.ovhcloud": {"fr": "OVHcloud", "en": "OVHcloud"},
+    "html.where.phone": {"fr": "le téléphone", "en": "the phone"},
+    "html.where.lan": {"fr": "le réseau local", "en": "the local network"},
+    "html.where.router": {"fr": "la box / le routeur", "en": "the router (box)"},
+    "html.where.internet": {"fr": "le lien Internet", "en": "the Internet link"},
+    "html.where.ovhcloud": {
+        "fr": "OVHcloud (la ligne, son enregistrement)",
+        "en": "OVHcloud (the line, its registration)",
+    },
+    "html.node.registrar": {"fr": "serveur SIP {host}", "en": "SIP server {host}"},
+    "html.node.api_ok": {"fr": "ligne lue par l'API", "en": "line read through the API"},
+    "html.node.api_not": {"fr": "ligne non lue (API)", "en": "line not read (API)"},
+    "html.node.internet": {"fr": "le lien vers OVHcloud", "en": "the link to OVHcloud"},
+    "html.node.gateway": {"fr": "passerelle {ip}", "en": "gateway {ip}"},
+    "html.node.public_ip": {"fr": "IP publique {ip}", "en": "public IP {ip}"},
+    "html.node.refs": {"fr": "{severity} · n° {refs}", "en": "{severity} · no. {refs}"},
+    "html.node.findings": {"fr": "constats : {n}", "en": "findings: {n}"},
+    "html.node.finding": {
+        "fr": "{n}. {severity} : {title} ({rule} ; {about})",
+        "en": "{n}. {severity}: {title} ({rule}; {about})",
+    },
+    "html.node.more": {"fr": "+ {n} autre(s) téléphone(s)", "en": "+ {n} more phone(s)"},
+    "html.node.more_sub": {"fr": "sans constat", "en": "nothing found"},
+    "html.node.none": {"fr": "aucun téléphone trouvé", "en": "no phone found"},
+    "html.card.name": {"fr": "Nom annoncé", "en": "Announced name"},
+    "html.card.user_agent": {"fr": "User-Agent SIP", "en": "SIP User-Agent"},
+    "html.card.registration": {"fr": "Enregistrement", "en": "Registration"},
+    "html.card.line": {"fr": "Ligne", "en": "Line"},
+    "html.card.findings": {"fr": "Constats", "en": "Findings"},
+    "html.card.no_finding": {"fr": "Aucun constat sur ce téléphone.", "en": "No finding here."},
+    "html.card.elsewhere": {"fr": "se situe : {place}", "en": "sits at: {place}"},
+    "html.reg.phone": {"fr": "selon le téléphone : {state}", "en": "the phone says: {state}"},
+    "html.reg.line": {"fr": "chez OVHcloud : {state}", "en": "at OVHcloud: {state}"},
+    "html.reg.last": {
+        "fr": "dernier vu par OVHcloud : {when}",
+        "en": "last seen by OVHcloud: {when}",
+    },
+    "html.reg.yes": {"fr": "enregistrée", "en": "registered"},
+    "html.reg.no": {"fr": "non enregistrée", "en": "not registered"},
+    "html.reg.unknown": {"fr": "inconnu", "en": "unknown"},
+    "html.finding.about": {"fr": "Concerne : {where}", "en": "About: {where}"},
+    "html.finding.place": {
+        "fr": "Où se situe le problème : {places}",
+        "en": "Where the fault sits: {places}",
+    },
+    "html.finding.rule": {"fr": "règle {id}", "en": "rule {id}"},
+    "html.remedies.title": {"fr": "Corrections", "en": "Remedies"},
+    "html.remedies.none": {
+        "fr": "Aucune correction automatique : suivez les étapes ci-dessus.",
+        "en": "No automatic remedy: follow the steps above.",
+    },
+    "html.remedy.ready": {
+        "fr": "automatique (phonediag l'applique avec votre accord) :",
+        "en": "automatic (phonediag applies it with your consent):",
+    },
+    "html.remedy.manual": {"fr": "à faire à la main :", "en": "done by hand:"},
+    "html.remedy.unavailable": {"fr": "impossible ici : {why}", "en": "not possible here: {why}"},
+    "html.errors.step": {"fr": "{step} : {reason}", "en": "{step}: {reason}"},
+    "html.footer": {
+        "fr": "Produit par phonediag {version} (schéma {schema}). Ce fichier se suffit à"
+        " lui-même : il s'ouvre dans tout navigateur, sans connexion, et s'imprime.",
+        "en": "Made by phonediag {version} (schema {schema}). This file stands alone: it opens"
+        " in any browser, offline, and prints.",
+    },
+    "html.cannot_write": {
+        "fr": "impossible d'écrire le rapport HTML {path} : {why}",
+        "en": "cannot write the HTML report {path}: {why}",
+    },
+    "html.written": {"fr": "Rapport HTML : {path}", "en": "HTML report: {path}"},
     # ---------------------------------------------------------------- remedies
     "remedy.unknown": {
         "fr": "correction inconnue : {id} (voir « phonediag remedy list »)",
@@ -390,7 +545,131 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "état inconnu ({trace})",
         "en": "state unknown ({trace})",
     },
+    # ------------------------------------------------- history, reports, bundle
+    "history.not_stored": {
+        "fr": "attention : ce passage n'a pas été enregistré dans l'historique ({why})",
+        "en": "warning: this run was not stored in the history ({why})",
+    },
+    "report.store_error": {
+        "fr": "historique inutilisable ({why}) (réglage [store] path)",
+        "en": "the history cannot be used ({why}) ([store] path setting)",
+    },
+    "report.empty": {
+        "fr": "Aucun rapport enregistré : chaque « phonediag diagnose » ou « phonediag discover »"
+        " en enregistre un.",
+        "en": "No report stored yet: every 'phonediag diagnose' or 'phonediag discover' stores"
+        " one.",
+    },
+    "report.unknown": {
+        "fr": "rapport inconnu : {id} (un numéro de « phonediag report list », ou last)",
+        "en": "unknown report: {id} (a number from 'phonediag report list', or last)",
+    },
+    "report.list.title": {
+        "fr": "Rapports enregistrés (les {shown} plus récents sur {total})",
+        "en": "Stored reports (the newest {shown} of {total})",
+    },
+    "report.col.id": {"fr": "N°", "en": "ID"},
+    "report.col.when": {"fr": "Date", "en": "When"},
+    "report.col.command": {"fr": "Commande", "en": "Command"},
+    "report.col.phones": {"fr": "Téléphones", "en": "Phones"},
+    "report.col.critical": {"fr": "Critiques", "en": "Critical"},
+    "report.col.warning": {"fr": "Attention", "en": "Warning"},
+    "report.col.info": {"fr": "Info", "en": "Info"},
+    "report.col.exit": {"fr": "Code", "en": "Exit"},
+    "report.header": {
+        "fr": "Rapport n° {id} — {when} — phonediag {command} — code de sortie {code}",
+        "en": "Report {id} — {when} — phonediag {command} — exit code {code}",
+    },
+    "report.diff.title": {
+        "fr": "Rapport n° {a} ({when_a}, {cmd_a}) → rapport n° {b} ({when_b}, {cmd_b})",
+        "en": "Report {a} ({when_a}, {cmd_a}) → report {b} ({when_b}, {cmd_b})",
+    },
+    "report.diff.phones": {
+        "fr": "Téléphones : {appeared} apparu(s), {disappeared} disparu(s), {changed} modifié(s)",
+        "en": "Phones: {appeared} appeared, {disappeared} gone, {changed} changed",
+    },
+    "report.diff.appeared": {"fr": "apparu", "en": "appeared"},
+    "report.diff.disappeared": {"fr": "disparu", "en": "gone"},
+    "report.diff.changed_line": {"fr": "  ~ {phone} : {what}", "en": "  ~ {phone}: {what}"},
+    "report.diff.field.vendor": {"fr": "marque", "en": "vendor"},
+    "report.diff.field.model": {"fr": "modèle", "en": "model"},
+    "report.diff.field.firmware": {"fr": "micrologiciel", "en": "firmware"},
+    "report.diff.field.ip": {"fr": "adresse IP", "en": "IP address"},
+    "report.diff.field.mac": {"fr": "adresse MAC", "en": "MAC address"},
+    "report.diff.findings": {
+        "fr": "Constats : {new} nouveau(x), {resolved} résolu(s), {still} toujours là",
+        "en": "Findings: {new} new, {resolved} resolved, {still} still there",
+    },
+    "report.diff.new": {"fr": "NOUVEAU", "en": "NEW"},
+    "report.diff.resolved": {"fr": "RÉSOLU", "en": "RESOLVED"},
+    "report.diff.still": {"fr": "TOUJOURS", "en": "STILL"},
+    "report.diff.not_compared": {
+        "fr": "Constats non comparés : le rapport n° {id} est une découverte (phonediag"
+        " discover), sans diagnostic.",
+        "en": "Findings not compared: report {id} is a discovery (phonediag discover), with"
+        " no diagnosis.",
+    },
+    "report.written": {
+        "fr": "Rapport n° {id} écrit dans {path} ({format}).",
+        "en": "Report {id} written to {path} ({format}).",
+    },
+    "report.cannot_write": {
+        "fr": "impossible d'écrire {path} : {why}",
+        "en": "cannot write {path}: {why}",
+    },
+    "report.html_unavailable": {
+        "fr": "rapport HTML indisponible : {why}",
+        "en": "the HTML report is not available: {why}",
+    },
+    "bundle.diagnosing": {
+        "fr": "Aucun rapport enregistré : diagnostic en cours pour le dossier…",
+        "en": "No stored report: running a diagnosis for the bundle…",
+    },
+    "bundle.written": {
+        "fr": "Dossier pour le support : {path} (rapport n° {id}). Contenu : {files}."
+        " Mots de passe, communautés SNMP et clés d'API y sont remplacés par ***.",
+        "en": "Support bundle: {path} (report {id}). Inside: {files}. Passwords, SNMP"
+        " communities and API keys are replaced by ***.",
+    },
+    "bundle.readme": {
+        "fr": "Dossier de diagnostic phonediag, pour une demande au support\n"
+        "\n"
+        "Créé le {created} par phonediag {version}, à partir du rapport n° {id}\n"
+        "(phonediag {command}, {when}).\n"
+        "\n"
+        "Contenu :\n"
+        "  report.json   le rapport complet, au format JSON publié (schema_version {schema} :\n"
+        "                report-v1.schema.json, docs/report.md)\n"
+        "  report.html   le même rapport, à ouvrir dans un navigateur\n"
+        "  report.txt    le même rapport en texte\n"
+        "  evidence.json ce que chaque méthode a vu de chaque téléphone, et les vérifications\n"
+        "                qui n'ont pas abouti\n"
+        "  versions.txt  les versions de phonediag, de Python, du système et des bibliothèques\n"
+        "  config.toml   la configuration utilisée (valeurs par défaut comprises)\n"
+        "\n"
+        "Aucun secret : mots de passe, communautés SNMP, clés et secrets de l'API OVHcloud\n"
+        "sont remplacés par *** partout dans ce dossier.\n",
+        "en": "phonediag diagnosis bundle, for a support ticket\n"
+        "\n"
+        "Made on {created} by phonediag {version}, from report {id}\n"
+        "(phonediag {command}, {when}).\n"
+        "\n"
+        "Inside:\n"
+        "  report.json   the full report, in the published JSON format (schema_version\n"
+        "                {schema}: report-v1.schema.json, docs/report.md)\n"
+        "  report.html   the same report, to open in a web browser\n"
+        "  report.txt    the same report as text\n"
+        "  evidence.json what each method saw of each phone, and the checks that did not\n"
+        "                complete\n"
+        "  versions.txt  the versions of phonediag, Python, the system and the libraries\n"
+        "  config.toml   the configuration used (defaults included)\n"
+        "\n"
+        "No secret: passwords, SNMP communities, the OVHcloud API's keys and secrets are\n"
+        "replaced by *** everywhere in this bundle.\n",
+    },
 }
+
+MESSAGES.update(_TROUBLESHOOT)
 
 
 def detect(explicit: str | None = None) -> str:

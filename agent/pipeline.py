@@ -49,10 +49,11 @@ class Runner:
         start = time.monotonic()
         budget = min(timeout, self.remaining())
         self._tell("start", name)
-        failed = len(self.errors)
+        ok = False  # not len(self.errors): steps run side by side and fail on their own
         try:
             async with asyncio.timeout(budget):
                 result = await aw
+                ok = True
                 self._tell("done", name)
                 return result
         except TimeoutError:
@@ -66,7 +67,7 @@ class Runner:
             self.errors.append(ProbeError(name, f"{type(e).__name__}: {e}"))
         finally:
             self.timings[name] = time.monotonic() - start
-            if len(self.errors) > failed:
+            if not ok:
                 self._tell("failed", name)
         if asyncio.iscoroutine(aw):
             aw.close()

@@ -1,15 +1,18 @@
-"""The agent's local SQLite store (stdlib ``sqlite3``): the remedies' audit log today, the
-run history later. One file, readable by its owner only (mode 0600, its folder 0700).
+"""The agent's local SQLite store (stdlib ``sqlite3``): the remedies' audit log
+(agent/remedies/audit.py) and the run history (agent/history.py), in one file readable by
+its owner only (mode 0600, its folder 0700).
 
-Where it lives (``[store] path`` in the configuration wins):
+Where it lives (``[store] path`` in the configuration wins, then ``$PHONEDIAG_STORE``):
 
 - as root on Linux/BSD: ``/var/lib/phonediag/phonediag.sqlite`` (the FHS place for a
   program's state, shared by every root run: cron, systemd, a technician's sudo);
-- otherwise on Linux/BSD: ``$XDG_STATE_HOME/phonediag/phonediag.sqlite``, by default
-  ``~/.local/state/phonediag/phonediag.sqlite`` (XDG Base Directory: "state data that
-  should persist between (application) restarts", such as logs and history);
-- macOS: ``~/Library/Application Support/phonediag/phonediag.sqlite``;
-- Windows: ``%LOCALAPPDATA%\\phonediag\\phonediag.sqlite``.
+- otherwise, the user's data folder (``platformdirs.user_data_dir("phonediag")``):
+  ``$XDG_DATA_HOME/phonediag/phonediag.sqlite`` on Linux/BSD, by default
+  ``~/.local/share/phonediag/phonediag.sqlite``; on macOS
+  ``~/Library/Application Support/phonediag/phonediag.sqlite``; on Windows
+  ``%LOCALAPPDATA%\\phonediag\\phonediag.sqlite``. A store left by an earlier version in
+  ``$XDG_STATE_HOME/phonediag/`` (``~/.local/state``) keeps being used while the new
+  place has none, so no audit log is lost.
 
 Nothing secret is ever written here (no password, key, community or activation code).
 """
@@ -32,20 +35,35 @@ class StoreError(Exception):
 
 def default_path() -> Path:
     """The per-system (root) or per-user place of the store (see the module docstring)."""
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / "phonediag" / FILE_NAME
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "phonediag" / FILE_NAME
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
+    if sys.platform not in ("win32", "darwin") and hasattr(os, "geteuid") and os.geteuid() == 0:
         return Path("/var/lib/phonediag") / FILE_NAME
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "phonediag" / FILE_NAME
+    import platformdirs
+
+    path = Path(platformdirs.user_data_dir("phonediag", appauthor=False)) / FILE_NAME
+    if sys.platform not in ("win32", "darwin") and not _exists(path):
+        state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        legacy = Path(state) / "phonediag" / FILE_NAME
+        if _exists(legacy):
+            return legacy
+    return path
+
+
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; a folder we may not look into counts as no."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
+ENV = "PHONEDIAG_STORE"  # the store's path when the configuration names none
 
 
 def path_for(configured: str | None) -> Path:
-    """The store's path: the configured one (``~`` expanded), else the default."""
-    return Path(configured).expanduser() if configured else default_path()
+    """The store's path: the configured one (``~`` expanded), else ``$PHONEDIAG_STORE``,
+    else the default."""
+    chosen = configured or os.environ.get(ENV)
+    return Path(chosen).expanduser() if chosen else default_path()
 
 
 def connect(path: Path) -> sqlite3.Connection:

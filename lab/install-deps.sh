@@ -2,10 +2,13 @@
 # Install the Debian packages the lab and the tests need (Debian 12, as root).
 # Daemons must not start in the machine's own namespace: a policy-rc.d that
 # refuses every start is put in place for the install (and removed if we added it).
+# chromium (+ a font, a mere recommendation of it) renders the HTML report in its test,
+# driven by Playwright's Python package against /usr/bin/chromium: no browser download.
 set -eu
 
 PKGS="kamailio baresip coturn snmpd snmp dnsmasq-base avahi-daemon nftables iptables
-iproute2 conntrack tcpdump sipsak procps util-linux python3-venv"
+iproute2 conntrack tcpdump sipsak procps util-linux python3-venv
+chromium fonts-liberation"
 
 missing=""
 for p in $PKGS; do

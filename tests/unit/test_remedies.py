@@ -223,10 +223,20 @@ def test_default_store_path(monkeypatch, tmp_path):
     monkeypatch.setattr(store.os, "geteuid", lambda: 0)
     assert store.default_path() == Path("/var/lib/phonediag/phonediag.sqlite")
     monkeypatch.setattr(store.os, "geteuid", lambda: 1000)
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
-    assert store.default_path() == tmp_path / "phonediag" / "phonediag.sqlite"
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert store.default_path() == tmp_path / "data" / "phonediag" / "phonediag.sqlite"
+    legacy = tmp_path / "state" / "phonediag" / "phonediag.sqlite"  # an earlier version's
+    legacy.parent.mkdir(parents=True)
+    legacy.touch()
+    assert store.default_path() == legacy  # kept while the new place has no store
+    (tmp_path / "data" / "phonediag").mkdir(parents=True)
+    (tmp_path / "data" / "phonediag" / "phonediag.sqlite").touch()
+    assert store.default_path() == tmp_path / "data" / "phonediag" / "phonediag.sqlite"
+    monkeypatch.delenv("XDG_DATA_HOME")
     monkeypatch.delenv("XDG_STATE_HOME")
-    assert store.default_path() == Path.home() / ".local/state/phonediag/phonediag.sqlite"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert store.default_path() == tmp_path / "home/.local/share/phonediag/phonediag.sqlite"
 
 
 def test_audit_rows_are_kept_owner_only(tmp_path):
