@@ -287,7 +287,7 @@ def contents(run: history.Run, cfg: Any, lang: str) -> dict[str, str]:
     report = history.load_report(masked)
     texts = {
         "report.html": html_report(report, lang),
-        "report.txt": text_report(report, lang, run.command != "discover"),
+        "report.txt": text_report(report, lang, not run.discovery),
         "versions.txt": versions_text(),
         "config.toml": config_toml(cfg),
         "README.txt": readme(run, masked),

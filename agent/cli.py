@@ -707,7 +707,7 @@ def report_show(run_id, lang, config_path, as_json) -> None:
     lang = chosen or run.lang
     click.echo(history.header(run, lang))
     click.echo()
-    _print(run.report(), lang, False, diagnosis=run.command != "discover")
+    _print(run.report(), lang, False, diagnosis=not run.discovery)
 
 
 @report.command("diff")
@@ -767,7 +767,7 @@ def report_export(run_id, fmt, output, lang, config_path) -> None:
         from agent.report import text
 
         buf = io.StringIO()
-        text.render(run.report(), shown, text.console(buf), run.command != "discover")
+        text.render(run.report(), shown, text.console(buf), not run.discovery)
         content = buf.getvalue()
     if output is None:
         click.echo(content, nl=not content.endswith("\n"))
@@ -923,6 +923,159 @@ def reflector(listen_ip, udp_ports, tcp_ports, verbose, lang) -> None:
         raise Fail(i18n.t("reflector.cannot_listen", lang, ip=ip, why=why), EXIT_USAGE) from None
     shown = " ".join(f"{k}={v}" for k, v in counters.items())
     click.echo(i18n.t("reflector.counters", lang, counters=shown))
+
+
+@cli.command()
+@_options(_common)
+@click.option("-v", "--verbose", is_flag=True, help="Also log the MQTT exchanges (debug).")
+def serve(lang, config_path, verbose) -> None:
+    """Portal mode: stay connected to the portal's broker, run the signed jobs it sends.
+
+    Mode portail : ce poste garde une connexion sortante vers le portail et exécute les
+    tâches signées qu'il envoie, dans les limites de sa configuration ([scope],
+    [remedies] portal_allowed). D'abord : phonediag portal enroll. Arrêt : SIGTERM ou
+    Ctrl-C (docs/portal-protocol.md).
+    """
+    from agent.portal import serve as portal_serve
+
+    lang = i18n.detect(lang)
+    cfg = _config(config_path, lang)
+    try:
+        identity, worker, private = portal_serve.prepare(cfg)
+    except portal_serve.Unusable as e:
+        raise Fail(i18n.t("portal.cannot_serve", lang, why=e), EXIT_USAGE) from None
+    portal_serve.configure_logging(verbose)
+    sys.exit(portal_serve.serve(identity, worker, private))
+
+
+@cli.group()
+def portal() -> None:
+    """Portal mode: enrol this agent; the portal's side (a key pair, a job to submit).
+
+    Mode portail : inscrire ce poste auprès du portail ; côté portail, créer ses clés et
+    soumettre une tâche (docs/portal-protocol.md).
+    """
+
+
+@portal.command("enroll")
+@click.option("--broker", required=True, metavar="URL", help="The broker, mqtts://host[:port].")
+@click.option(
+    "--token", required=True, metavar="TOKEN", help="The token the portal shows ('-': stdin)."
+)
+@click.option("--new-key", is_flag=True, help="A new key pair for this agent, even if it has one.")
+@_options(_common)
+def portal_enroll(broker, token, new_key, lang, config_path) -> None:
+    """Enrol this agent: the portal's key and the broker's login from the token, and this
+    agent's own key pair, in [portal] dir."""
+    from agent.portal import enroll, keys
+
+    lang = i18n.detect(lang)
+    cfg = _config(config_path, lang)
+    if token == "-":
+        token = sys.stdin.read()
+    directory = keys.directory(cfg)
+    try:
+        identity = enroll.enroll(directory, broker, token, new_key)
+        fingerprint = keys.fingerprint(keys.load_public(identity.pub_file))
+    except (enroll.EnrolError, keys.KeyFileError) as e:
+        raise Fail(i18n.t("portal.enroll_failed", lang, why=e), EXIT_USAGE) from None
+    click.echo(
+        i18n.t("portal.enrolled", lang, agent=identity.agent, broker=identity.broker,
+               dir=directory, fingerprint=fingerprint)
+    )  # fmt: skip
+
+
+@portal.command("keygen")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), metavar="DIR")
+@click.option("--force", is_flag=True, help="Replace a key pair already there.")
+@_lang
+def portal_keygen(out_dir, force, lang) -> None:
+    """Make a portal key pair: DIR/portal.key (private, 0600) and DIR/portal.pub."""
+    from pathlib import Path
+
+    from agent.portal import keys
+
+    lang = i18n.detect(lang)
+    key = keys.generate()
+    out = Path(out_dir)
+    try:
+        keys.save_private(key, out / "portal.key", replace=force)
+        keys.save_public(key, out / "portal.pub", replace=force)
+    except keys.KeyFileError as e:
+        raise Fail(i18n.t("portal.keygen_failed", lang, why=e), EXIT_USAGE) from None
+    click.echo(i18n.t("portal.keygen_done", lang, dir=out, fingerprint=keys.fingerprint(key)))
+
+
+_JOB_KINDS = ("diagnose", "discover", "remedy", "report")
+
+
+@portal.command("submit")
+@click.option("--agent", required=True, metavar="ID", help="The agent's id.")
+@click.option("--kind", type=click.Choice(_JOB_KINDS), default="diagnose", show_default=True)
+@click.option("--symptom", type=click.Choice(SYMPTOMS), help="diagnose: only this symptom.")
+@click.option("--subnet", "subnets", multiple=True, metavar="CIDR", help="diagnose, discover.")
+@click.option("--remedy", "remedy_id", metavar="ID", help="remedy: the remedy to apply.")
+@click.option("--device", metavar="IP|line:N|site", help="remedy: where to apply it.")
+@click.option("--run", "run_id", metavar="ID|last", help="report: the stored run.")
+@click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False),
+              help="The portal's private key (signs the job).")  # fmt: skip
+@click.option("--broker", required=True, metavar="URL", help="mqtts://host[:port]")
+@click.option("--ca", "ca_file", type=click.Path(dir_okay=False),
+              help="The CA of the broker's certificate (default: the system's).")  # fmt: skip
+@click.option("--username", required=True, help="The portal's MQTT user.")
+@click.option("--password-file", required=True, type=click.Path(dir_okay=False),
+              help="A file holding the MQTT password (first line).")  # fmt: skip
+@click.option("--expires", type=click.IntRange(1, 86400), default=600, show_default=True,
+              help="Seconds the job stays valid.")  # fmt: skip
+@click.option("--timeout", type=click.FloatRange(1, 86400), default=300, show_default=True,
+              help="Seconds to wait for the result.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the signed result as JSON.")
+@_lang
+def portal_submit(
+    agent, kind, symptom, subnets, remedy_id, device, run_id, key_path, broker, ca_file,
+    username, password_file, expires, timeout, as_json, lang,
+) -> None:  # fmt: skip
+    """The portal's side: sign a job, publish it, wait for the agent's signed result.
+
+    Exit 0: done; 1: rejected, failed or interrupted; 2: bad input; 3: no answer in time
+    (or the broker could not be used).
+    """
+    from agent.portal import keys, mqtt, submit
+
+    chosen = lang
+    lang = i18n.detect(lang)
+    try:
+        with_lang = chosen if kind != "report" else None
+        params = submit.params_for(
+            kind, symptom=symptom, subnets=subnets, remedy=remedy_id, device=device,
+            run=run_id, lang=with_lang,
+        )  # fmt: skip
+        private = keys.load_private(key_path)
+        login = mqtt.Broker(*mqtt.parse_url(broker), ca_file, username,
+                            submit.password(password_file))  # fmt: skip
+    except (ValueError, keys.KeyFileError, mqtt.BrokerError, OSError) as e:
+        raise Fail(i18n.t("portal.submit_bad", lang, why=submit.why(e)), EXIT_USAGE) from None
+
+    def progress(doc) -> None:
+        if not as_json:
+            click.echo(submit.progress_line(doc), err=True)
+
+    try:
+        answer = submit.submit(login, private, agent, kind, params, expires=expires,
+                               timeout=timeout, on_progress=progress)  # fmt: skip
+    except ValueError as e:
+        raise Fail(i18n.t("portal.submit_bad", lang, why=e), EXIT_USAGE) from None
+    except mqtt.BrokerError as e:
+        raise Fail(i18n.t("portal.submit_broker", lang, why=e), EXIT_CANNOT) from None
+    for why in answer.ignored:
+        click.echo(f"phonediag: {why}", err=True)
+    if answer.result is None:
+        job_id = answer.job["id"]
+        raise Fail(i18n.t("portal.no_answer", lang, agent=agent, job=job_id, timeout=timeout),
+                   EXIT_CANNOT)  # fmt: skip
+    click.echo(submit.render(answer, lang, as_json))
+    if answer.result["status"] != "done":
+        sys.exit(EXIT_PROBLEMS)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ wrong types are refused with a message naming the file and the key.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -98,6 +99,9 @@ class Config:
     # Remedies a portal job may run without a person's consent ([remedies] portal_allowed;
     # default none). Checked by agent.remedies.allowed_for_portal().
     remedies_portal_allowed: list[str] = field(default_factory=list)
+    # Portal mode's folder ([portal] dir): the agent's key pair, the portal's public key and
+    # agent.toml, written by `phonediag portal enroll` (default: portal/ next to the store).
+    portal_dir: str | None = None
     source: str | None = None  # the file it came from
 
     def logins_for(self, vendor: str | None, ip: str) -> list[Credential]:
@@ -141,6 +145,7 @@ _SCHEMA: dict[tuple[str, str], tuple[str, type]] = {
     ("store", "path"): ("store_path", str),
     ("history", "keep"): ("history_keep", int),
     ("remedies", "portal_allowed"): ("remedies_portal_allowed", list),
+    ("portal", "dir"): ("portal_dir", str),
 }
 
 
@@ -162,6 +167,8 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(f"{p}: cannot read: {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: invalid TOML: {e}") from None
+    except RecursionError:  # tomllib recurses into nested arrays and tables
+        raise ConfigError(f"{p}: invalid TOML: nested too deeply") from None
     _apply(cfg, data, p)
     cfg.source = str(p)
     return cfg
@@ -194,9 +201,11 @@ def _apply(cfg: Config, data: dict[str, Any], p: Path) -> None:
                 raise ConfigError(f"{p}: unknown setting {section}.{key}")
             attr, typ = spec
             if typ is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
+                value = float(value) if abs(value) < 2**1000 else math.inf  # no OverflowError
             if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
                 raise ConfigError(f"{p}: {section}.{key} must be of type {typ.__name__}")
+            if typ is float and not math.isfinite(value):  # TOML has nan and inf
+                raise ConfigError(f"{p}: {section}.{key} must be a finite number")
             if typ in (int, float) and (value < 0 or (value == 0 and attr not in ZERO_OK)):
                 raise ConfigError(f"{p}: {section}.{key} must be positive")
             if attr.endswith("ports") and not all(

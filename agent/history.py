@@ -141,6 +141,16 @@ class Run:
         """The start time in this computer's time zone, to the second."""
         return local_time(self.started)
 
+    @property
+    def discovery(self) -> bool:
+        """A discovery (no findings): ``discover``, or ``portal:discover`` (a portal job)."""
+        return is_discovery(self.command)
+
+
+def is_discovery(command: str) -> bool:
+    """Whether a stored run's command found phones only (``discover``, ``portal:discover``)."""
+    return command.rsplit(":", 1)[-1] == "discover"
+
 
 def local_time(iso: str) -> str:
     try:
@@ -521,7 +531,7 @@ def diff(a: Run, b: Run) -> dict[str, Any]:
     who_b: dict[str, tuple[str, dict[str, Any]]] = {y["ip"]: (f"ip:{y['ip']}", y) for _, y in pairs}
     who_a |= {x["ip"]: (f"before:{x['ip']}", x) for x in gone}
     who_b |= {y["ip"]: (f"ip:{y['ip']}", y) for y in appeared}
-    compared = a.command != "discover" and b.command != "discover"
+    compared = not a.discovery and not b.discovery
     old = _findings(da, who_a) if compared else {}
     new = _findings(db, who_b) if compared else {}
 
@@ -644,7 +654,7 @@ def diff_text(d: dict[str, Any], lang: str) -> str:
         )
     out.append("")
     if not d["compared_findings"]:
-        which = a["id"] if a["command"] == "discover" else b["id"]
+        which = a["id"] if is_discovery(a["command"]) else b["id"]
         out.append(t("report.diff.not_compared", lang, id=which))
         return "\n".join(out)
     fnd = d["findings"]

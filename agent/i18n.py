@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from agent.portal.messages import MESSAGES as _PORTAL
 from agent.troubleshoot.messages import MESSAGES as _TROUBLESHOOT
 
 LANGS = ("fr", "en")
@@ -667,9 +668,55 @@ MESSAGES: dict[str, dict[str, str]] = {
         "No secret: passwords, SNMP communities, the OVHcloud API's keys and secrets are\n"
         "replaced by *** everywhere in this bundle.\n",
     },
+    # portal mode's commands (serve, portal enroll|keygen|submit: agent/portal/)
+    "portal.cannot_serve": {
+        "fr": "mode portail impossible : {why}",
+        "en": "cannot serve the portal: {why}",
+    },
+    "portal.enroll_failed": {"fr": "inscription refusée : {why}", "en": "enrolment refused: {why}"},
+    "portal.enrolled": {
+        "fr": "Poste inscrit : agent {agent}, courtier {broker}.\n"
+        "Identité dans {dir} (empreinte de la clé de l'agent : {fingerprint}).\n"
+        "Lancez maintenant : phonediag serve",
+        "en": "Enrolled: agent {agent}, broker {broker}.\n"
+        "Identity in {dir} (the agent's key fingerprint: {fingerprint}).\n"
+        "Now run: phonediag serve",
+    },
+    "portal.keygen_failed": {
+        "fr": "clés non créées : {why}",
+        "en": "key pair not made: {why}",
+    },
+    "portal.keygen_done": {
+        "fr": "Clés du portail écrites : {dir}/portal.key (privée) et {dir}/portal.pub "
+        "(empreinte {fingerprint})",
+        "en": "Portal key pair written: {dir}/portal.key (private) and {dir}/portal.pub "
+        "(fingerprint {fingerprint})",
+    },
+    "portal.submit_bad": {"fr": "tâche non envoyée : {why}", "en": "job not sent: {why}"},
+    "portal.submit_broker": {
+        "fr": "courtier MQTT inutilisable : {why}",
+        "en": "the MQTT broker cannot be used: {why}",
+    },
+    "portal.no_answer": {
+        "fr": "pas de résultat de l'agent {agent} pour la tâche {job} en {timeout:g} s",
+        "en": "no result from agent {agent} for job {job} within {timeout:g} s",
+    },
+    "portal.result": {
+        "fr": "Tâche {job} ({kind}) sur {agent} : {status}",
+        "en": "Job {job} ({kind}) on {agent}: {status}",
+    },
+    "portal.status.done": {"fr": "terminée", "en": "done"},
+    "portal.status.rejected": {"fr": "refusée", "en": "rejected"},
+    "portal.status.failed": {"fr": "échouée", "en": "failed"},
+    "portal.status.interrupted": {"fr": "interrompue", "en": "interrupted"},
+    "portal.exit_code": {
+        "fr": "  code de sortie de la commande : {code}",
+        "en": "  the command's exit code: {code}",
+    },
 }
 
 MESSAGES.update(_TROUBLESHOOT)
+MESSAGES.update(_PORTAL)
 
 
 def detect(explicit: str | None = None) -> str:

@@ -4,10 +4,12 @@
 # refuses every start is put in place for the install (and removed if we added it).
 # chromium (+ a font, a mere recommendation of it) renders the HTML report in its test,
 # driven by Playwright's Python package against /usr/bin/chromium: no browser download.
+# mosquitto is the portal's MQTT broker, run by the lab at its provider only: its system
+# service is also disabled, so that no boot ever starts it on the machine itself.
 set -eu
 
 PKGS="kamailio baresip coturn snmpd snmp dnsmasq-base avahi-daemon nftables iptables
-iproute2 conntrack tcpdump sipsak procps util-linux python3-venv
+iproute2 conntrack tcpdump sipsak procps util-linux python3-venv mosquitto
 chromium fonts-liberation"
 
 missing=""
@@ -30,5 +32,12 @@ fi
 echo "Installing:$missing"
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+case "$missing" in
+*" mosquitto"*)
+    if command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now mosquitto >/dev/null 2>&1 || true
+    fi
+    ;;
+esac
 [ -n "$added" ] && rm -f /usr/sbin/policy-rc.d
 exit 0

@@ -18,10 +18,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lab import fleet, netns, procs, scenarios, startup, topology
+from lab import fleet, netns, procs, ready, scenarios, startup, topology
 from lab.phones import admin_secret, make_extra_ua, make_phones
-from lab.services import face, kamailio, ovhapi, phone
-from lab.state import ROOT, State, check_instance, instance_from_env, state_dir
+from lab.services import face, kamailio, mosquitto, ovhapi, phone
+from lab.state import ROOT, Proc, State, check_instance, instance_from_env, state_dir
 
 # A signed call to the API stand-in, run on the agent host (OVHcloud's signature: "$1$" +
 # SHA1(AS+CK+METHOD+URL+BODY+TS)); prints "STATUS BODY".
@@ -108,6 +108,7 @@ class Lab:
         state.passwords = {p["line"]: secrets.token_hex(8) for p in truth}
         state.admin_passwords = {p["role"]: admin_secret(p) for p in [*truth, *state.extra_uas]}
         state.api = startup.api_account(truth, state.passwords)
+        state.mqtt = mosquitto.new_users()
         state.save()
         lab = cls(state)
         try:
@@ -405,6 +406,74 @@ class Lab:
             raise LabError(f"API call {method} {path} failed: {out.stderr.strip()}")
         status, _, text = out.stdout.strip().partition(" ")
         return int(status), json.loads(text) if text.strip() else None
+
+    # -- the portal's MQTT broker (lab/services/mosquitto.py) --------------------------------
+    @property
+    def broker_url(self) -> str:
+        """The broker as the agent host names it (through the LAN's DNS and the NAT)."""
+        return mosquitto.url(mosquitto.NAME)
+
+    @property
+    def portal_broker_url(self) -> str:
+        """The broker as the portal's side names it: by address (the provider has no DNS)."""
+        return mosquitto.url(topology.BROKER_IP)
+
+    @property
+    def broker_ca_file(self) -> Path:
+        """The lab CA that signed the broker's certificate."""
+        return mosquitto.ca_file(self.state.dir)
+
+    def portal_enrolment(self, agent: str = mosquitto.AGENT_ID) -> dict[str, Any]:
+        """What enrolling the lab's agent takes, and the portal's side: ``agent`` (its id and
+        MQTT user), ``token`` (for ``phonediag portal enroll --broker URL --token T``),
+        ``broker`` (the agent's URL), ``portal_broker`` (the portal's URL), ``ca_file``,
+        ``portal_key`` and ``portal_pub`` (the portal's Ed25519 key pair, PEM), ``portal_user``
+        and ``portal_password_file`` (its MQTT login)."""
+        password = self.state.mqtt.get(agent)
+        if password is None:
+            raise LabError(f"no MQTT user {agent!r} at the lab's broker")
+        base = self.state.dir
+        return {
+            "agent": agent,
+            "token": mosquitto.enrolment_token(base, agent, self.broker_url, password),
+            "broker": self.broker_url,
+            "portal_broker": self.portal_broker_url,
+            "ca_file": mosquitto.ca_file(base),
+            "portal_key": mosquitto.portal_key(base),
+            "portal_pub": mosquitto.portal_pub(base),
+            "portal_user": mosquitto.PORTAL_USER,
+            "portal_password_file": mosquitto.portal_password_file(base),
+        }
+
+    def _broker(self) -> Proc | None:
+        return next((p for p in self.state.procs if p.name == mosquitto.PROC_NAME), None)
+
+    def broker_running(self) -> bool:
+        """Whether the broker's process runs."""
+        proc = self._broker()
+        return proc is not None and procs.alive(proc)
+
+    def broker_stop(self) -> None:
+        """Stop the broker (TERM: it saves its store, so queued QoS 1 messages survive; KILL
+        after 3 s). Every client's connection drops."""
+        proc = self._broker()
+        if proc is not None and procs.stop_all([proc]):
+            raise LabError(f"the broker ({proc.pid}) would not stop")
+
+    def broker_start(self, timeout: float = 10.0) -> None:
+        """Start the broker again, same configuration and store; returns once it accepts
+        connections from the agent host."""
+        if self.broker_running():
+            return
+        old = self._broker()
+        proc = mosquitto.spawn(self.ns("prov"), self.state.dir)
+        self.state.procs = [p for p in self.state.procs if p is not old] + [proc]
+        self.state.save()
+        try:
+            check = startup.broker_check(self.ns("agent"))
+            ready.wait([("mosquitto", check)], [proc], time.monotonic() + timeout)
+        except ready.NotReady as e:
+            raise LabError(str(e)) from None
 
     def _phone_or_extra(self, role: str) -> dict[str, Any]:
         found = next((u for u in self.state.extra_uas if u["role"] == role), None)

@@ -9,7 +9,18 @@ from typing import Any
 
 from lab import netns, probes, ready, topology
 from lab.scenarios import Scenario
-from lab.services import avahi, coturn, dnsmasq, face, kamailio, ovhapi, phone, reflector, snmpd
+from lab.services import (
+    avahi,
+    coturn,
+    dnsmasq,
+    face,
+    kamailio,
+    mosquitto,
+    ovhapi,
+    phone,
+    reflector,
+    snmpd,
+)
 from lab.services import fleet as fleet_service
 from lab.state import Proc, State
 
@@ -139,6 +150,7 @@ def start(state: State, scenario: Scenario, timeout: float, progress: Progress) 
                 kamailio.DOMAIN: prov_ip,
                 reflector.NAME: topology.REFLECTOR_IP,
                 ovhapi.NAME: topology.API_IP,
+                mosquitto.NAME: topology.BROKER_IP,
             },
             base,
         ),
@@ -146,6 +158,8 @@ def start(state: State, scenario: Scenario, timeout: float, progress: Progress) 
     refl = _record(state, reflector.start(ns["prov"], topology.REFLECTOR_IP, base))
     # The API stand-in keeps its state in the registrar (kamcmd over Kamailio's ctl socket).
     api = _record(state, ovhapi.start(ns["prov"], topology.API_IP, base, state.api))
+    # The portal's MQTT broker: every scenario has it (a few ms of start-up).
+    broker = _record(state, mosquitto.start(ns["prov"], topology.BROKER_IP, base, state.mqtt))
     faces: list[tuple[dict[str, Any], Proc, str]] = []
     for ph in phones:
         if ph["offers"]["snmp"]:
@@ -182,6 +196,7 @@ def start(state: State, scenario: Scenario, timeout: float, progress: Progress) 
         ("pstn gateway", _ctrl_check(ns["prov"])),
         ("ovhapi", _tcp_check(ns["agent"], topology.API_IP, ovhapi.PORT)),
         ("provisioning", _tcp_check(ns["agent"], topology.API_IP, ovhapi.PROVISIONING_PORT)),
+        ("mosquitto", broker_check(ns["agent"])),
     ]
     for ph, proc, kind in faces:
         if kind == "snmp":
@@ -202,7 +217,8 @@ def start(state: State, scenario: Scenario, timeout: float, progress: Progress) 
     checks.append(("reflector", _sip_check(ns["prov"], topology.REFLECTOR_IP, 5060)))
     for proc in fleet_procs:
         checks += _fleet_checks(ns["agent"], state.fleet, proc)
-    watched = [kam, stun, dns, refl, pstn, api, *(p for _, p, _ in faces), *(p for _, p in sips)]
+    watched = [kam, stun, dns, refl, pstn, api, broker]
+    watched += [*(p for _, p, _ in faces), *(p for _, p in sips)]
     watched += fleet_procs
     watched += [p for _, p in webs]
     ready.wait(checks, watched, deadline)
@@ -303,6 +319,11 @@ def _avahi_check(proc: Proc) -> Callable[[], bool]:
 
 def _ctrl_check(ns: str) -> Callable[[], bool]:
     return lambda: phone.ctrl_ready(ns)
+
+
+def broker_check(ns: str) -> Callable[[], bool]:
+    """The broker accepts connections, from ``ns`` (the agent host: through the NAT)."""
+    return _tcp_check(ns, topology.BROKER_IP, mosquitto.PORT)
 
 
 def _tcp_check(ns: str, ip: str, port: int) -> Callable[[], bool]:

@@ -62,6 +62,9 @@ class State:
     api: dict[str, Any] = field(default_factory=dict)
     # The fleet scenario's hosts (lab/fleet.py plan: phones, PCs, printer, switch); else empty.
     fleet: list[dict[str, Any]] = field(default_factory=list)
+    # The portal's MQTT broker: its users' passwords (the agent's and the portal's; the
+    # file is 0600), lab/services/mosquitto.py.
+    mqtt: dict[str, str] = field(default_factory=dict)
     created: float = 0.0
 
     @property

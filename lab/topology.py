@@ -20,6 +20,7 @@ PROVIDER_IPS = ("100.64.66.1", "100.64.66.3")
 REFLECTOR_IP = "100.64.66.4"  # the reflector (docs/reflector.md), apart from Kamailio's 5060
 API_IP = "100.64.66.5"  # the OVHcloud API stand-in (HTTPS, api.ovh.test)
 PSTN_IP = "100.64.66.6"  # the PSTN gateway: where calls to non-line numbers (forwards) go
+BROKER_IP = "100.64.66.7"  # the portal's MQTT broker (mosquitto, TLS, mqtt.ovh.test)
 ROUTER_WAN_IP = "100.64.66.2"
 ROUTER_LAN_IP = "10.66.0.1"
 AGENT_IP = "10.66.0.100"
@@ -63,7 +64,10 @@ def build(
         prov,
         [
             f"link add eth0 index 10 type veth peer name wan0 index 11 netns {rtr}",
-            *(f"addr add {a}/24 dev eth0" for a in (*PROVIDER_IPS, REFLECTOR_IP, API_IP, PSTN_IP)),
+            *(
+                f"addr add {a}/24 dev eth0"
+                for a in (*PROVIDER_IPS, REFLECTOR_IP, API_IP, PSTN_IP, BROKER_IP)
+            ),
             "link set eth0 up",
         ],
     )

@@ -16,9 +16,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 VALIDITY = datetime.timedelta(days=30)
 
 
-def tls_dir(state_dir: Path) -> Path:
+DIR = "ovhapi-tls"  # the API stand-in's; the MQTT broker has its own (lab/services/mosquitto.py)
+
+
+def tls_dir(state_dir: Path, subdir: str = DIR) -> Path:
     """Where make_tls writes its files."""
-    return state_dir / "ovhapi-tls"
+    return state_dir / subdir
 
 
 def _name(common_name: str) -> x509.Name:
@@ -59,13 +62,16 @@ def _usage(ca: bool) -> x509.KeyUsage:
     )
 
 
-def make_tls(state_dir: Path, hostname: str, ips: Sequence[str] = ()) -> tuple[Path, Path, Path]:
+def make_tls(
+    state_dir: Path, hostname: str, ips: Sequence[str] = (), subdir: str = DIR
+) -> tuple[Path, Path, Path]:
     """Create a fresh lab CA and a server certificate for ``hostname`` (+ ``ips`` as SANs).
 
-    Returns (ca_pem, cert_pem, key_pem) under ``state_dir/ovhapi-tls``; the server key is
-    owner-only, and the CA's own key is never written (nothing else can be signed with it).
+    Returns (ca_pem, cert_pem, key_pem) under ``state_dir/subdir`` (``ovhapi-tls`` by
+    default); the server key is owner-only, and the CA's own key is never written (nothing
+    else can be signed with it).
     """
-    out = tls_dir(state_dir)
+    out = tls_dir(state_dir, subdir)
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     now = datetime.datetime.now(datetime.UTC)
     start, end = now - datetime.timedelta(hours=1), now + VALIDITY
