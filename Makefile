@@ -10,7 +10,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SANDBOX := unshare -n sh -c 'ip link set lo up && exec "$$@"' sandbox
 
-.PHONY: all setup system venv test unit lint docs demo bench bench-deps clean
+.PHONY: all setup system venv test unit lint docs demo bench bench-deps bench-portal packages clean
 
 all: test
 
@@ -31,12 +31,24 @@ lint: venv
 	$(VENV)/bin/ruff check agent lab tests benchmarks
 	$(VENV)/bin/ruff format --check agent lab tests benchmarks
 
-test: setup lint
+test: setup lint packages
 	$(VENV)/bin/phonediag rules test
-	$(SANDBOX) $(PY) -m pytest -q
+	$(SANDBOX) $(PY) -m pytest -q --durations=25
 
 unit: venv
 	$(SANDBOX) $(PY) -m pytest -q tests/unit
+
+# The three artefacts in dist/ (wheel + sdist, the Debian package, the single file), built
+# once each by packaging/build.sh and smoke-tested by tests/lab/test_packaging.py (skipped
+# when dist/ lacks them, as after `make unit`). Rebuilt only when a source changed.
+PKG_SOURCES := pyproject.toml README.md docs/install.md \
+	$(shell find agent rules packaging -type f ! -path '*/__pycache__/*' 2>/dev/null)
+
+dist/.packages: $(PKG_SOURCES)
+	sh packaging/build.sh
+	touch $@
+
+packages: dist/.packages
 
 docs: venv
 	$(PY) -m agent.docs
@@ -54,5 +66,9 @@ bench-deps:
 bench: setup bench-deps
 	$(SANDBOX) $(PY) -m benchmarks.discovery
 
+# What an idle `phonediag serve` costs (CPU, memory), connected to the lab's broker.
+bench-portal: setup
+	$(SANDBOX) $(PY) -m benchmarks.portal_idle
+
 clean:
-	rm -rf $(VENV) .venv-bench build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-bench .venv-build build dist *.egg-info .pytest_cache .ruff_cache
