@@ -52,13 +52,17 @@ def _choice(raw: Any, where: str) -> Choice:
         raise RuleError(f"{where}: symptom must be one of {', '.join(SYMPTOMS)}")
     if not raw.get("fr") or not raw.get("en"):
         raise RuleError(f"{where}: needs fr and en labels")
+    if not isinstance(raw["fr"], str) or not isinstance(raw["en"], str):
+        raise RuleError(f"{where}: the fr and en labels must be text")
     facts = raw.get("facts", {})
+    if not isinstance(facts, dict):
+        raise RuleError(f"{where}: facts must be a table")
     for key in facts:
         spec = catalog.lookup(key)
         if spec is None or spec.probe != "user":
             raise RuleError(f"{where}: {key!r} is not a user fact of the catalogue")
     rules = raw.get("rules")
-    if not isinstance(rules, list) or not rules:
+    if not isinstance(rules, list) or not rules or not all(isinstance(r, str) for r in rules):
         raise RuleError(f"{where}: needs a non-empty list of rule ids")
     return Choice(cid, raw["symptom"], raw["fr"], raw["en"], dict(facts), tuple(rules))
 
@@ -68,13 +72,20 @@ def parse_flows(text: str, origin: str) -> tuple[list[Flow], list[RuleError]]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         return [], [RuleError(f"{origin}: {e}")]
+    except RecursionError:  # tomllib recurses into nested arrays and tables
+        return [], [RuleError(f"{origin}: nested too deeply")]
     flows, errors = [], []
-    for raw in data.get("flow", []):
+    raws = data.get("flow", [])
+    if not isinstance(raws, list):
+        return [], [RuleError(f"{origin}: 'flow' must be an array of tables ([[flow]])")]
+    for raw in raws:
         family = raw.get("family") if isinstance(raw, dict) else None
         where = f"{origin}: flow {family!r}"
         try:
             if not isinstance(family, str) or not family:
                 raise RuleError(f"{where}: needs a family")
+            if not isinstance(raw.get("choice", []), list):
+                raise RuleError(f"{where}: 'choice' must be an array of tables")
             choices = tuple(_choice(c, where) for c in raw.get("choice", []))
             if not choices:
                 raise RuleError(f"{where}: has no choice")

@@ -26,6 +26,7 @@ SYMPTOMS = (
 )
 OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "contains", "regex", "text", "known")
 LANGS = ("fr", "en")
+MAX_DEPTH = 32  # all/any/not nested at most this deep
 _ID = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 
 
@@ -62,26 +63,30 @@ Fail = Callable[[str], RuleError]
 def _failer(origin: str, text: str, rule_id: object) -> Fail:
     line = 0
     if isinstance(rule_id, str):
-        m = re.search(rf'^\s*id\s*=\s*"{re.escape(rule_id)}"', text, re.M)
+        # [ \t]*, not \s*: from every line start, \s* ran over all the blank lines that
+        # follow, quadratic (14 s for 64 KiB of them when the id is not found; tests/fuzz)
+        m = re.search(rf'^[ \t]*id[ \t]*=[ \t]*"{re.escape(rule_id)}"', text, re.M)
         line = text.count("\n", 0, m.start()) + 1 if m else 0
     where = f"{origin}:{line}" if line else origin
     return lambda msg: RuleError(f"{where}: {msg}")
 
 
-def _check_condition(cond: Any, fail: Fail) -> None:
+def _check_condition(cond: Any, fail: Fail, depth: int = 0) -> None:
     if not isinstance(cond, dict) or not cond:
         raise fail("a condition must be a non-empty table")
+    if depth > MAX_DEPTH:
+        raise fail(f"conditions nested more than {MAX_DEPTH} deep")
     for combinator in ("all", "any"):
         if combinator in cond:
             if len(cond) != 1 or not isinstance(cond[combinator], list) or not cond[combinator]:
                 raise fail(f"'{combinator}' must be the only key and a non-empty list")
             for c in cond[combinator]:
-                _check_condition(c, fail)
+                _check_condition(c, fail, depth + 1)
             return
     if "not" in cond:
         if len(cond) != 1:
             raise fail("'not' must be the only key")
-        _check_condition(cond["not"], fail)
+        _check_condition(cond["not"], fail, depth + 1)
         return
     key = cond.get("fact")
     ops = [k for k in cond if k != "fact"]
@@ -95,8 +100,9 @@ def _check_condition(cond: Any, fail: Fail) -> None:
     if op in ("regex", "text"):
         try:
             re.compile(cond[op])
-        except (re.error, TypeError) as e:
-            raise fail(f"bad regex for {key!r}: {e}") from None
+        # OverflowError: a{99999999999}; RecursionError: thousands of nested groups
+        except (re.error, TypeError, OverflowError, RecursionError) as e:
+            raise fail(f"bad regex for {key!r}: {type(e).__name__}: {e}") from None
     if op == "in" and not isinstance(cond[op], list):
         raise fail(f"'in' for {key!r} needs a list")
 
@@ -111,7 +117,7 @@ def _parse_rule(raw: Any, text: str, origin: str) -> Rule:
     if raw.get("subject", "site") not in ("site", "device"):
         raise fail("subject must be 'site' or 'device'")
     symptoms = raw.get("symptoms")
-    if not isinstance(symptoms, list) or not symptoms or set(symptoms) - set(SYMPTOMS):
+    if not isinstance(symptoms, list) or not symptoms or any(s not in SYMPTOMS for s in symptoms):
         raise fail(f"symptoms must be a non-empty subset of {', '.join(SYMPTOMS)}")
     guide = raw.get("guide")
     if not (isinstance(guide, dict) and guide.get("slug") and guide.get("section")):
@@ -122,15 +128,22 @@ def _parse_rule(raw: Any, text: str, origin: str) -> Rule:
         t = raw.get(lang)
         if not isinstance(t, dict) or not t.get("title") or not t.get("explanation"):
             raise fail(f"[rule.{lang}] needs title and explanation")
+        if not all(isinstance(t[k], str) for k in ("title", "explanation")):
+            raise fail(f"[rule.{lang}] title and explanation must be text")
+        if not _texts(t.get("steps", [])):
+            raise fail(f"[rule.{lang}] steps must be a list of text")
         texts[lang] = Text(t["title"], t["explanation"], tuple(t.get("steps", [])))
     if len(texts["fr"].steps) != len(texts["en"].steps):
         raise fail("[rule.fr] and [rule.en] must have the same number of steps")
     tests = raw.get("test", [])
     if not isinstance(tests, list) or not all(isinstance(t, dict) for t in tests):
         raise fail("[[rule.test]] entries must be tables")
-    expects = {t.get("expect") for t in tests}
+    expects = [t.get("expect") for t in tests]  # a list: an expect may be any (unhashable) value
     if True not in expects or False not in expects:
         raise fail("needs at least one [[rule.test]] with expect = true and one with false")
+    for name in ("actions", "explains", "covers"):
+        if not _texts(raw.get(name, [])):
+            raise fail(f"{name} must be a list of text")
     return Rule(
         id=rid,
         subject=raw.get("subject", "site"),
@@ -147,12 +160,18 @@ def _parse_rule(raw: Any, text: str, origin: str) -> Rule:
     )
 
 
+def _texts(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
 def parse_rules_lenient(text: str, origin: str) -> tuple[list[Rule], list[RuleError]]:
     """Parse one rule file, keeping the valid rules and collecting an error per bad one."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         return [], [RuleError(f"{origin}: {e}")]
+    except RecursionError:  # tomllib recurses into nested arrays and tables
+        return [], [RuleError(f"{origin}: nested too deeply")]
     rules: list[Rule] = []
     errors: list[RuleError] = []
     raws = data.get("rule", [])

@@ -55,7 +55,7 @@ class Reply:
         """The body as JSON; :class:`HttpError` when it is not (HTML instead, say)."""
         try:
             return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[...
             kind = self.headers.get("content-type", "unknown type")
             raise HttpError(f"{self.url}: expected JSON, got {kind}") from None
 
@@ -66,7 +66,8 @@ class Reply:
 
         try:
             return ElementTree.fromstring(self.body)
-        except (ElementTree.ParseError, DefusedXmlException, ValueError) as e:
+        # LookupError: an XML declaration naming an encoding Python does not know
+        except (ElementTree.ParseError, DefusedXmlException, ValueError, LookupError) as e:
             raise HttpError(f"{self.url}: malformed XML ({type(e).__name__})") from None
 
 

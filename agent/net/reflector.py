@@ -64,6 +64,16 @@ def parse_request(data: bytes) -> Request | None:
     return msg
 
 
+def number(text: str | None) -> int | None:
+    """A Content-Length or a port: at most 9 ASCII digits (spaces around allowed), else
+    None. Not ``isdigit()`` then ``int()``: ``"²".isdigit()`` is true and ``int("²")``
+    raises, as does ``int()`` of more than 4300 digits (tests/fuzz)."""
+    text = (text or "").strip()
+    if not (0 < len(text) <= 9 and text.isascii() and text.isdigit()):
+        return None
+    return int(text)
+
+
 def format_source(addr: tuple) -> str:
     ip, port = addr[0], addr[1]
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
@@ -73,16 +83,16 @@ def parse_source(value: str | None) -> tuple[str, int] | None:
     """``ip:port`` or ``[ipv6]:port`` as the reflector writes it; None if not that."""
     if not value:
         return None
-    host, sep, port = value.strip().rpartition(":")
-    if not sep or not port.isdigit():
+    host, sep, port_text = value.strip().rpartition(":")
+    port = number(port_text) if sep else None
+    if port is None:
         return None
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
         ip = str(ipaddress.ip_address(host))
     except ValueError:
         return None
-    p = int(port)
-    return (ip, p) if 0 < p < 65536 else None
+    return (ip, port) if 0 < port < 65536 else None
 
 
 # ---------------------------------------------------------------- mirror
@@ -110,11 +120,11 @@ def _decode_mirror(data: bytes, sent: bytes) -> Mirror | None:
     if ctype != MIRROR_CONTENT_TYPE or source is None:
         return None
     body = resp.body
-    length = (resp.headers.get("Content-Length") or "").strip()
-    if length:
-        if not length.isdigit() or int(length) > len(body):
+    if (resp.headers.get("Content-Length") or "").strip():
+        length = number(resp.headers.get("Content-Length"))
+        if length is None or length > len(body):
             return None
-        body = body[: int(length)]
+        body = body[:length]
     arrived = xor(body)
     # The answer is for this request: an ALG may rewrite addresses, not the CSeq.
     want = _header_values(sent).get("cseq")
@@ -229,10 +239,10 @@ async def _mirror_tcp(
         resp = parse_response(head)
         if resp is None:
             return None
-        length = (resp.headers.get("Content-Length") or "0").strip()
-        if not length.isdigit() or int(length) > MAX_ANSWER:
+        length = number(resp.headers.get("Content-Length") or "0")
+        if length is None or length > MAX_ANSWER:
             return None
-        body = await reader.readexactly(int(length))
+        body = await reader.readexactly(length)
         return _decode_mirror(head + body, request)
     finally:
         # Reset rather than close: no TIME_WAIT, so the same local port (the one the

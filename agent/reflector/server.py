@@ -315,11 +315,11 @@ class Reflector:
                 return None
             buf += chunk
         req = wire.parse_request(bytes(buf[:end]))
-        length = (req.headers.get("Content-Length") or "0").strip() if req else ""
-        if req is None or not length.isdigit():
+        length = wire.number(req.headers.get("Content-Length") or "0") if req else None
+        if req is None or length is None:
             self.counters["dropped_malformed"] += 1
             return None
-        total = end + int(length)
+        total = end + length
         if total > max_request:
             self._refused(ip, "dropped_size")
             return None

@@ -76,6 +76,8 @@ def _text(raw: Any, lang: str, manual: bool, fail: Any) -> Text:
         isinstance(steps, list) and steps and all(isinstance(s, str) for s in steps)
     ):
         raise fail(f"[remedy.{lang}] of a manual remedy needs steps")
+    if not (isinstance(steps, list) and all(isinstance(s, str) for s in steps)):
+        raise fail(f"[remedy.{lang}] steps must be a list of text")
     if not manual and not isinstance(raw.get("effect"), str):
         raise fail(f"[remedy.{lang}] needs effect (what it changes)")
     if not isinstance(vendor, dict) or not all(isinstance(v, str) for v in vendor.values()):
@@ -119,7 +121,11 @@ def parse(raw: Any) -> Remedy:
     if not isinstance(keep, list) or not all(isinstance(k, str) for k in keep):
         raise fail("keep must list names")
     settle = raw.get("settle_s", 0)
-    if not isinstance(settle, int | float) or isinstance(settle, bool) or settle < 0:
+    if (
+        not isinstance(settle, int | float)
+        or isinstance(settle, bool)
+        or not 0 <= settle <= 86400  # at most a day; not nan nor inf (TOML has them)
+    ):
         raise fail("settle_s must be a number of seconds")
     texts = {lang: _text(raw.get(lang), lang, manual, fail) for lang in LANGS}
     if len(texts["fr"].steps) != len(texts["en"].steps):
@@ -150,8 +156,13 @@ def parse_catalogue(text: str) -> list[Remedy]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"remedies.toml: {e}") from None
+    except RecursionError:  # tomllib recurses into nested arrays and tables
+        raise SpecError("remedies.toml: nested too deeply") from None
+    raws = data.get("remedy", [])
+    if not isinstance(raws, list):
+        raise SpecError("remedies.toml: 'remedy' must be an array of tables ([[remedy]])")
     out: list[Remedy] = []
-    for raw in data.get("remedy", []):
+    for raw in raws:
         remedy = parse(raw)
         if any(r.id == remedy.id for r in out):
             raise SpecError(f"remedy {remedy.id}: defined twice")

@@ -43,7 +43,15 @@ from xml.sax.saxutils import escape
 from agent.config import Credential
 from agent.net.http import HttpError, LockedOut, Reply
 from agent.net.serve import OneFile
-from agent.vendors.base import WRITE_KEYS, Context, Refused, account, check_write, clock_skew
+from agent.vendors.base import (
+    WRITE_KEYS,
+    Context,
+    Refused,
+    account,
+    check_write,
+    clock_skew,
+    whole_number,
+)
 
 _CREDS = re.compile(r"&xuser=[^\s:]*")  # the login as appended to a path (values quoted)
 _RULE_OPTIONS = re.compile(r"^\s*\[[^\]]*\]\s*")  # [--uid u --pwd p --key k] before a URL
@@ -62,23 +70,26 @@ def _scrub(text: str) -> str:
 
 def _flatten(root: Any) -> Doc:
     """Element name (namespace dropped) -> its texts in document order; nested leaves are
-    also filed under ``parent/name``."""
+    also filed under ``parent/name``. Depth first with a stack of its own, not recursion:
+    a phone may nest elements deeper than Python recurses (tests/fuzz)."""
     out: Doc = {}
-
-    def walk(el: Any, parent: str) -> None:
-        for child in el:
-            if not isinstance(child.tag, str):
-                continue
-            tag = child.tag.rpartition("}")[2]
-            if len(child):
-                walk(child, tag)
-                continue
-            text = (child.text or "").strip()
-            out.setdefault(tag, []).append(text)
-            if parent:
-                out.setdefault(f"{parent}/{tag}", []).append(text)
-
-    walk(root, "")
+    stack: list[tuple[Any, str]] = [(iter(root), "")]  # (children left, their parent's tag)
+    while stack:
+        children, parent = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            continue
+        if not isinstance(child.tag, str):
+            continue
+        tag = child.tag.rpartition("}")[2]
+        if len(child):
+            stack.append((iter(child), tag))
+            continue
+        text = (child.text or "").strip()
+        out.setdefault(tag, []).append(text)
+        if parent:
+            out.setdefault(f"{parent}/{tag}", []).append(text)
     return out
 
 
@@ -208,9 +219,9 @@ class Cisco:
         transport = (_first(cfg, "SIP_Transport") or "").lower()
         if transport in ("udp", "tcp", "tls"):
             out["sip.transport"] = transport
-        expires = _first(cfg, "Register_Expires") or ""
-        if expires.isdigit():
-            out["sip.register_expires_s"] = int(expires)
+        expires = whole_number(_first(cfg, "Register_Expires"))
+        if expires is not None:
+            out["sip.register_expires_s"] = expires
         user = account(_first(cfg, "User_ID"), _first(cfg, "Proxy"))
         if user:
             out["sip.account"] = user
@@ -272,7 +283,7 @@ def _phone_epoch(text: str, config: Doc, now: float) -> float | None:
     else:
         return None
     zone = _ZONE.match((_first(config, "Time_Zone") or "").strip())
-    if zone is None or not (1 <= mo <= 12 and 1 <= d <= 31):
+    if zone is None or not (1 <= mo <= 12 and 1 <= d <= 31 and y >= 1):  # year 0: no date
         return None
     sign = -1 if zone.group(1) == "-" else 1
     offset = sign * (int(zone.group(2) or 0) * 3600 + int(zone.group(3) or 0) * 60)

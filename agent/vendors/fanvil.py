@@ -44,7 +44,15 @@ from xml.sax.saxutils import escape
 
 from agent.config import Credential
 from agent.net.http import HttpError, LockedOut, Reply, Session
-from agent.vendors.base import Context, Refused, account, check_write, clock_skew
+from agent.vendors.base import (
+    Context,
+    Refused,
+    account,
+    check_write,
+    clock_skew,
+    for_html_parser,
+    whole_number,
+)
 
 INFO, CONFIG, XML_SERVICE = "/information.htm", "/config.txt", "/xmlService"
 TRANSPORTS = {"0": "udp", "1": "tcp", "3": "tls"}  # 2 and others: left unknown
@@ -68,8 +76,11 @@ class _Page(HTMLParser):
         self.rows: list[list[str]] = []
         self._row: list[str] | None = None
         self._cell: list[str] | None = None
-        self.feed(text)
-        self.close()
+        try:
+            self.feed(for_html_parser(text))
+            self.close()
+        except Exception:  # odd markup (Python's parser raises AssertionError): keep the rest
+            pass
         self.handle_endtag("tr")
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -230,9 +241,9 @@ def config_values(cfg: dict[str, str]) -> dict[str, Any]:
     who = account(user.partition("@")[0], cfg.get("sip1 register addr"))
     if who:
         out["sip.account"] = who
-    ttl = cfg.get("sip1 register ttl", "")
-    if ttl.isdigit():
-        out["sip.register_expires_s"] = int(ttl)
+    ttl = whole_number(cfg.get("sip1 register ttl"))
+    if ttl is not None:
+        out["sip.register_expires_s"] = ttl
     if cfg.get("sip1 transport") in TRANSPORTS:
         out["sip.transport"] = TRANSPORTS[cfg["sip1 transport"]]
     if "sip1 proxy addr" in cfg:
@@ -294,15 +305,15 @@ def _phone_epoch(text: str, cfg: dict[str, str], now: float) -> float | None:
     if not m or not zone:
         return None
     y, mo, d, hh, mm = (int(g) for g in m.groups()[:5])
-    if not (1 <= mo <= 12 and 1 <= d <= 31 and hh < 24 and mm < 60):
+    if not (1 <= mo <= 12 and 1 <= d <= 31 and hh < 24 and mm < 60 and y >= 1):
         return None
     local = calendar.timegm((y, mo, d, hh, mm, int(m.group(6) or 0), 0, 0, 0))
     sign = -1 if zone.group(1) == "-" else 1
     offsets = [sign * (int(zone.group(2) or 0) * 3600 + int(zone.group(3) or 0) * 60)]
     dst = cfg.get("dst type", cfg.get("enable dst", "0"))
-    shift = cfg.get("dst min offset", "60")
-    if dst not in ("", "0") and shift.isdigit():
-        offsets.append(offsets[0] + int(shift) * 60)
+    shift = whole_number(cfg.get("dst min offset", "60"))
+    if dst not in ("", "0") and shift is not None:
+        offsets.append(offsets[0] + shift * 60)
     return min((local - o for o in offsets), key=lambda t: abs(t - now))
 
 

@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from agent.net.http import HttpError, LockedOut, Reply
-from agent.vendors.base import Context, account
+from agent.vendors.base import Context, account, for_html_parser, whole_number
 
 LOGIN = "login.html"
 ADVICE = "security_advice.html"
@@ -46,7 +46,7 @@ CONNECTIONS = "settings_telephony_connections.html"
 VOIP = "settings_telephony_voip.html"
 ADMIN = "settings_admin_special.html"
 
-_ERROR_RE = re.compile(r"var\s+error\s*=\s*(\d+)\s*;")
+_ERROR_RE = re.compile(r"var\s+error\s*=\s*(\d{1,9})\s*;")
 _PAGE_RE = re.compile(r"([\w.-]+\.html)")
 _CODE_RE = re.compile(r"(?:\b0x|\()\s*([3-6]\d{2})\b", re.IGNORECASE)
 _IPV4_RE = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
@@ -126,7 +126,7 @@ class _Page(HTMLParser):
 def _parse(reply: Reply) -> _Page:
     page = _Page()
     try:
-        page.feed(reply.text[:200_000])
+        page.feed(for_html_parser(reply.text[:200_000]))
         page.close()
     except Exception:  # odd markup: keep what was understood, never crash
         pass
@@ -179,9 +179,9 @@ def _registration(rows: list[list[str]]) -> dict[str, Any]:
 def _voip(fields: dict[str, str]) -> dict[str, Any]:
     """IP1's settings form: registration interval and outbound proxy."""
     out: dict[str, Any] = {}
-    refresh = fields.get("reg_refresh_time", "").strip()
-    if refresh.isdigit() and int(refresh) > 0:
-        out["sip.register_expires_s"] = int(refresh)
+    refresh = whole_number(fields.get("reg_refresh_time"))
+    if refresh:
+        out["sip.register_expires_s"] = refresh
     mode = _OUTBOUND_MODES.get(fields.get("outbound_mode", "").strip())
     if "outbound_proxy" in fields or mode:
         host = fields.get("outbound_proxy", "").strip()

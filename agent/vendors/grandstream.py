@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from agent.net.http import HttpError, LockedOut, Reply, Session
-from agent.vendors.base import Context, clock_skew
+from agent.vendors.base import Context, clock_skew, whole_number
 
 ACCESS, LOGIN, VALUES = "/cgi-bin/access", "/cgi-bin/dologin", "/cgi-bin/api.values.get"
 KEYS = ("P47", "P48", "P130", "P32", "P237", "P212", "PAccountRegistered1", "Pipv4")
@@ -225,8 +225,9 @@ def parse_values(body: dict[str, Any]) -> dict[str, Any]:
         return out  # mandatory numbers left empty: the settings were not really read
     if transport in TRANSPORTS:
         out["sip.transport"] = TRANSPORTS[transport]
-    if expires and expires.isdigit():
-        out["sip.register_expires_s"] = int(expires) * 60  # P32 is in minutes
+    minutes = whole_number(expires)
+    if minutes is not None:
+        out["sip.register_expires_s"] = minutes * 60  # P32 is in minutes
     proxy = _text(body, "P48")
     if proxy is not None:
         out["phone.outbound_proxy"] = proxy

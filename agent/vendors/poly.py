@@ -31,7 +31,7 @@ import re
 from typing import Any
 
 from agent.net.http import HttpError, LockedOut, Reply, Session
-from agent.vendors.base import Context, clock_skew
+from agent.vendors.base import Context, clock_skew, whole_number
 
 LINE_INFO = ("/api/v1/mgmt/lineInfo", "/api/v2/mgmt/lineInfo")
 NETWORK_INFO = "/api/v1/mgmt/network/info"
@@ -230,9 +230,9 @@ def parse_config(v: dict[str, str]) -> dict[str, Any]:
     transport = TRANSPORTS.get(v.get(server + "transport", "").lower())
     if transport:
         out["sip.transport"] = transport
-    expires = v.get(server + "expires", "")
-    if expires.isdigit() and int(expires) > 0:
-        out["sip.register_expires_s"] = int(expires)
+    expires = whole_number(v.get(server + "expires"))
+    if expires:
+        out["sip.register_expires_s"] = expires
     line, common = v.get("reg.1.outboundProxy.address"), v.get("voIpProt.SIP.outboundProxy.address")
     for prefix, host in (("reg.1", line), ("voIpProt.SIP", common if line == "" else None)):
         if host:

@@ -42,7 +42,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from agent.net.http import HttpError, LockedOut, Reply, Session
-from agent.vendors.base import Context, Refused, account, check_write, clock_skew
+from agent.vendors.base import Context, Refused, account, check_write, clock_skew, whole_number
 
 SETTINGS = "/settings.xml"
 INFO = "/info.htm"
@@ -206,9 +206,9 @@ def parse_settings(s: Settings) -> dict[str, Any]:
     transport = _transport(proxy, host)
     if transport:
         out["sip.transport"] = transport
-    expiry = (_line(s, "user_expiry") or "").strip()
-    if expiry.isdigit():
-        out["sip.register_expires_s"] = int(expiry)
+    expiry = whole_number(_line(s, "user_expiry"))
+    if expiry is not None:
+        out["sip.register_expires_s"] = expiry
     if "setting_server" in s:
         out["phone.provisioning_url"] = s["setting_server"]
     dnd = _flag(_line(s, "dnd_mode"))

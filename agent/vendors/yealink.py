@@ -37,7 +37,7 @@ from typing import Any
 
 from agent.config import Credential
 from agent.net.http import HttpError, LockedOut, Reply, Session
-from agent.vendors.base import Context, Refused, account, check_write, clock_skew
+from agent.vendors.base import Context, Refused, account, check_write, clock_skew, whole_number
 
 ACTION_URI = "/servlet?phonecfg=get&accounts=1&dnd=1&fw=1"
 LOGIN_FORM = "/servlet?m=mod_listener&p=login&q=loginForm&jumpto=status"
@@ -272,9 +272,9 @@ def parse_account(page: str) -> dict[str, Any]:
     transport = TRANSPORTS.get(field(page, "Transport1") or "")
     if transport:
         out["sip.transport"] = transport
-    expires = field(page, "Expires1")
-    if expires and expires.strip().isdigit():
-        out["sip.register_expires_s"] = int(expires)
+    expires = whole_number(field(page, "Expires1"))
+    if expires is not None:
+        out["sip.register_expires_s"] = expires
     user = account(field(page, "AccountRegisterName"), field(page, "server1"))
     if user:
         out["sip.account"] = user
