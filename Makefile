@@ -39,7 +39,7 @@ unit: venv
 	$(SANDBOX) $(PY) -m pytest -q tests/unit
 
 # The three artefacts in dist/ (wheel + sdist, the Debian package, the single file), built
-# once each by packaging/build.sh and smoke-tested by tests/lab/test_packaging.py (skipped
+# once each by packaging/build.sh and smoke-tested by tests/lab/test_lab_packages.py (skipped
 # when dist/ lacks them, as after `make unit`). Rebuilt only when a source changed.
 PKG_SOURCES := pyproject.toml README.md docs/install.md \
 	$(shell find agent rules packaging -type f ! -path '*/__pycache__/*' 2>/dev/null)
@@ -70,7 +70,7 @@ bench: setup bench-deps
 bench-portal: setup
 	$(SANDBOX) $(PY) -m benchmarks.portal_idle
 
-# The nightly fuzz run: tests/fuzz with over a million generated inputs (about an hour on
+# The nightly fuzz run: tests/fuzz with over a million generated inputs (75 min or so on
 # 2 vCPUs, niced); prints the figures' Markdown table for docs/reliability.md. `make test`
 # runs the same tests with a fast profile.
 fuzz: venv

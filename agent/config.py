@@ -165,7 +165,7 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(f"{p}: file not found") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{p}: cannot read: {e}") from None
-    except tomllib.TOMLDecodeError as e:
+    except ValueError as e:  # TOMLDecodeError; an integer of over 4300 digits (tomllib)
         raise ConfigError(f"{p}: invalid TOML: {e}") from None
     except RecursionError:  # tomllib recurses into nested arrays and tables
         raise ConfigError(f"{p}: invalid TOML: nested too deeply") from None

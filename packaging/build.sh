@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds phonediag's three artefacts into dist/, each once (the smoke tests reuse them:
-# tests/unit/test_packaging.py, tests/lab/test_packaging.py):
+# tests/unit/test_packaging.py, tests/lab/test_lab_packages.py):
 #
 #   dist/phonediag-V.tar.gz, dist/phonediag-V-py3-none-any.whl   sdist and wheel (pipx)
 #   dist/wheelhouse/            the wheel and every dependency as wheels (offline installs)

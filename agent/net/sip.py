@@ -28,10 +28,11 @@ if TYPE_CHECKING:
 USER_AGENT = f"phonediag/{__version__}"
 MAX_DATAGRAM = 65535
 MAX_HEAD = 16384  # a reply whose headers are longer is not parsed (no phone needs that)
-# Distinct header names in a message parsed at most: sipmessage files each header line with
-# a linear search of the names before it, so 16 KiB of distinct one-letter headers cost
-# 0.4 s of CPU; with at most 48 names, any message costs under 1 ms per KiB (tests/fuzz).
+# Header names and lines in a message parsed at most: sipmessage files each header line
+# with a linear search of the names before it, so 16 KiB of distinct one-letter headers
+# cost 0.4 s of CPU. With these caps any message costs about a millisecond (tests/fuzz).
 MAX_HEADER_NAMES = 48
+MAX_HEADER_LINES = 256  # Via and Record-Route lines repeat; no answer needs more
 MAX_BODY = 16384  # body bytes kept for parsing; the sweep reads headers only
 MAX_TCP_REPLY = 65536  # bytes read from one TCP answer at most
 MAX_ALSO_FROM = 4  # other addresses kept when one probe is answered from several
@@ -114,7 +115,9 @@ def parse_message(data: bytes) -> Message | None:
     head, sep, body = data.partition(b"\r\n\r\n")
     if not sep:
         head, sep, body = data.partition(b"\n\n")
-    if len(head) > MAX_HEAD or _header_names(head) > MAX_HEADER_NAMES:
+    if len(head) > MAX_HEAD or head.count(b"\n") > MAX_HEADER_LINES:
+        return None
+    if _header_names(head) > MAX_HEADER_NAMES:
         return None
     head = head.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     try:
@@ -203,8 +206,8 @@ class _UdpSweep:
         reply = _reply(resp, target, (addr[0], addr[1]), "udp", self.sent[target], when)
         old = self.replies.get(target)
         kept = reply if old is None or old.code < 200 <= reply.code else old
-        if old is not None and kept is reply:
-            reply.also_from = old.also_from
+        if old is not None and kept is reply:  # its own source is no "other" (tests/fuzz)
+            reply.also_from = [s for s in old.also_from if s != reply.source]
         self.replies[target] = kept
         other = old.source if kept is reply and old is not None else reply.source
         known = other == kept.source or other in kept.also_from

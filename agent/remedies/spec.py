@@ -154,7 +154,7 @@ def parse_catalogue(text: str) -> list[Remedy]:
     """Every remedy of a catalogue text; SpecError on the first bad one or a repeated id."""
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
+    except ValueError as e:  # TOMLDecodeError; an integer of over 4300 digits (tomllib)
         raise SpecError(f"remedies.toml: {e}") from None
     except RecursionError:  # tomllib recurses into nested arrays and tables
         raise SpecError("remedies.toml: nested too deeply") from None

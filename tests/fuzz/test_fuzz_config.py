@@ -126,15 +126,17 @@ def test_load(data: bytes) -> None:
         "[discovery]\nsweep_timeout = inf\n",
         "[nat]\nbudget = -inf\n",
         "[run]\ndeadline = 1" + "0" * 400 + "\n",
+        "[run]\ndeadline = 1" + "0" * 5000 + "\n",
         "a = " + "[" * 5000 + "]" * 5000 + "\n",
         "a = " + "{b = " * 3000 + "1" + "}" * 3000 + "\n",
     ],
-    ids=["nan", "inf", "-inf", "huge int", "deep arrays", "deep tables"],
+    ids=["nan", "inf", "-inf", "huge int", "5000 digits", "deep arrays", "deep tables"],
 )
 def test_regressions(body: str, tmp_path: Path) -> None:
     """Found by the fuzzer: NaN and infinite settings were accepted (a NaN timeout, an
-    endless sweep), an integer too large for a float setting raised OverflowError, and
-    deeply nested TOML escaped as a RecursionError traceback."""
+    endless sweep), an integer too large for a float setting raised OverflowError, one of
+    over 4300 digits a ValueError out of tomllib, and deeply nested TOML escaped as a
+    RecursionError traceback."""
     path = tmp_path / "c.toml"
     path.write_text(body)
     with pytest.raises(config.ConfigError):

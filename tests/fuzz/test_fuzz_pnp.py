@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.discovery import pnp
+from agent.net import sip
 from lab.services.fleet_sip import PnpSubscriber
 from tests.fuzz.strategies import bounded, hostile_bytes, hostile_text, mutated_bytes
 
@@ -106,6 +107,18 @@ def test_a_flood_costs_little_and_is_bounded() -> None:
         for i in range(pnp.MAX_MESSAGES + 100):
             listener.datagram_received(worst if i % 2 else headers, (f"10.0.{i // 250}.1", 5060))
 
-    bounded(flood, seconds=2.0)
+    bounded(flood, seconds=2.0, megabytes=None)
     assert listener.seen == pnp.MAX_MESSAGES
+    # the costliest SUBSCRIBE the caps let through: as many names and lines as allowed
+    names = b"".join(b"X%d:\r\n" % (i % (sip.MAX_HEADER_NAMES - 1)) for i in range(1000))
+    allowed = b"SUBSCRIBE sip:x SIP/2.0\r\nEvent: ua-profile\r\n" + names
+    allowed = b"\n".join(allowed.split(b"\n")[: sip.MAX_HEADER_LINES]) + b"\r\n\r\n"
+    assert pnp.parse_subscribe(allowed) is not None
+
+    def allowed_flood() -> None:
+        listener = pnp._Listener(lambda ip: True)
+        for i in range(pnp.MAX_MESSAGES):
+            listener.datagram_received(allowed, (f"10.0.{i // 250}.1", 5060))
+
+    bounded(allowed_flood, seconds=5.0, megabytes=None)  # ~0.7 ms each; before the caps, 30 ms
     bounded(pnp.event_params, "ua-profile" + ';a="' * 16384, seconds=0.25)

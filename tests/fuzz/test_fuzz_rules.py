@@ -149,5 +149,10 @@ def test_regressions() -> None:
         spec.parse_catalogue("remedy = 5\n")
     with pytest.raises(spec.SpecError):
         spec.parse({**REMEDY_TABLES[0], "settle_s": float("nan")})
+    digits = "[[rule]]\nid = 'x'\nn = " + "9" * 5000 + "\n"  # tomllib: ValueError
+    assert len(loader.parse_rules_lenient(digits, "mine.toml")[1]) == 1
+    assert len(flows.parse_flows(digits, "mine.toml")[1]) == 1
+    with pytest.raises(spec.SpecError):
+        spec.parse_catalogue(digits)
     blank = "[[rule]]\nid = 'x'\n" + "\n" * 65536
     bounded(loader.parse_rules_lenient, blank, "mine.toml", seconds=0.5)

@@ -230,11 +230,32 @@ def test_a_flood_of_header_stuffed_answers_costs_little() -> None:
 
 
 def test_an_answer_of_max_header_names_still_parses() -> None:
-    """The cap is on distinct names (what costs), not on lines: a message through many
-    proxies repeats its Via and Record-Route lines."""
+    """The caps: distinct names (what costs) and lines; a message through many proxies
+    repeats its Via and Record-Route lines."""
     vias = [b"Via: SIP/2.0/UDP 10.0.0.%d:5060;branch=z9hG4bK%d" % (i, i) for i in range(200)]
     names = [b"X-H%d: v" % i for i in range(sip.MAX_HEADER_NAMES - 1)]
     lines = [b"SIP/2.0 200 OK", *vias, *names]
     assert sip.parse_response(b"\r\n".join(lines) + b"\r\n\r\n") is not None
     lines.append(b"X-One-Too-Many: v")
     assert sip.parse_response(b"\r\n".join(lines) + b"\r\n\r\n") is None
+    lines = [b"SIP/2.0 200 OK", *[b"Via: x"] * sip.MAX_HEADER_LINES]
+    assert sip.parse_response(b"\r\n".join(lines) + b"\r\n\r\n") is not None
+    lines.append(b"Via: x")
+    assert sip.parse_response(b"\r\n".join(lines) + b"\r\n\r\n") is None
+
+
+def test_regression_a_final_answer_is_not_its_own_other_source() -> None:
+    """Found by the nightly fuzz run: provisional answers from the target and from another
+    address, then the final one from that other address: the final answer's source was
+    also listed among the "other" sources (the evidence named it twice)."""
+    target, elsewhere = ("10.0.0.5", 5060), ("10.0.0.9", 5060)
+    sweep = sip._UdpSweep(1)
+    sweep.backlog = None
+    tag = sip.encode_tag(*target)
+    sweep.tags[tag], sweep.sent[target] = target, 0.0
+    head = f"From: <sip:phonediag@10.0.0.1>;tag={tag}\r\nCSeq: 1 OPTIONS\r\n\r\n".encode()
+    trying, final = b"SIP/2.0 100 Trying\r\n" + head, b"SIP/2.0 200 OK\r\n" + head
+    for data, source in ((trying, target), (trying, elsewhere), (final, elsewhere)):
+        sweep.received(data, source, when=0.5)
+    reply = sweep.replies[target]
+    assert reply.code == 200 and reply.source == elsewhere and reply.also_from == [target]

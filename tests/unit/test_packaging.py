@@ -1,7 +1,7 @@
 """Packaging (packaging/, issue 11): what the wheel, the sdist and the single file must
 hold, and what the Debian package's unit and scripts must say. The checks of built
 artefacts skip when dist/ lacks them (`make packages` builds them); the rest is static
-and fast. The artefacts are run in tests/lab/test_packaging.py."""
+and fast. The artefacts are run in tests/lab/test_lab_packages.py."""
 
 from __future__ import annotations
 

@@ -468,9 +468,12 @@ def test_the_acls_keep_each_agent_to_its_own_topics(broker, portal):
         mqtt.Session("y-pc", untrusted).open(5)
 
 
-def test_submit_waits_for_the_verified_result(agent_cfg, broker):
+def test_submit_waits_for_the_verified_result(agent_cfg, broker, portal):
     run = Running(agent_cfg)
     try:
+        # the agent's first connection creates its session: a job sent before it would
+        # have no one to be kept for (a real portal only sends to enrolled, seen agents)
+        portal.wait_status("online", timeout=30)
         seen: list[dict[str, Any]] = []
         answer = submit.submit(
             broker.login("portal"), broker.portal_key, AGENT, "report", {"run": "last"},
