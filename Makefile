@@ -70,7 +70,7 @@ bench: setup bench-deps
 bench-portal: setup
 	$(SANDBOX) $(PY) -m benchmarks.portal_idle
 
-# The nightly fuzz run: tests/fuzz with over a million generated inputs (75 min or so on
+# The nightly fuzz run: tests/fuzz with over a million generated inputs (about an hour on
 # 2 vCPUs, niced); prints the figures' Markdown table for docs/reliability.md. `make test`
 # runs the same tests with a fast profile.
 fuzz: venv

@@ -156,7 +156,8 @@ def for_html_parser(page: str) -> str:
     """``page`` with every ``<`` that opens no ``<...>`` tag written ``&lt;``. Python's
     HTMLParser rescans the rest of the page from each tag or comment left open: quadratic,
     a 24 KB page of ``<a `` cost 7 s on Python 3.11, and a phone's page may hold 1 MB
-    (tests/fuzz). What is left is parsed in linear time."""
+    (tests/fuzz). What is left is parsed in linear time. A tag holding a ``<`` (in a quoted
+    value) becomes text: no page of the captures does (none is changed by this)."""
     return _LONE_LT.sub("&lt;", page)
 
 

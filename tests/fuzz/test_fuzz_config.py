@@ -4,7 +4,9 @@ type and a usable value, or a ConfigError naming the file; never a traceback."""
 
 from __future__ import annotations
 
+import atexit
 import math
+import shutil
 import tempfile
 import tomllib
 from dataclasses import fields
@@ -24,6 +26,7 @@ from tests.fuzz.strategies import (
 )
 
 HERE = Path(tempfile.mkdtemp(prefix="phonediag-fuzz-config-"))
+atexit.register(shutil.rmtree, HERE, ignore_errors=True)  # leave nothing in /tmp
 SECTIONS = sorted({s for s, _ in config._SCHEMA})
 VALID = """\
 [site]

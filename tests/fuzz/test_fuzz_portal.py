@@ -6,7 +6,9 @@ Results read by the portal (``check_result``) likewise: a body or Rejected."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import shutil
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,8 +25,10 @@ from tests.fuzz.strategies import hostile_bytes, hostile_text, mutated_bytes, mu
 AGENT = "office-1"
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 PORTAL, AGENT_KEY, OTHER = keys.generate(), keys.generate(), keys.generate()
+TMP = Path(tempfile.mkdtemp(prefix="phonediag-fuzz-portal-"))
+atexit.register(shutil.rmtree, TMP, ignore_errors=True)  # leave nothing in /tmp
 CFG = Config(
-    store_path=str(Path(tempfile.mkdtemp(prefix="phonediag-fuzz-portal-")) / "s.sqlite"),
+    store_path=str(TMP / "s.sqlite"),
     networks=["10.66.0.0/24"],
     remedies_portal_allowed=["reboot-phone"],
 )
