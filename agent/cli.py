@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import time
 from typing import Any
 
 import click
@@ -18,6 +19,7 @@ from agent.judge.loader import SYMPTOMS
 from agent.report.schema import EXIT_INTERNAL, SCHEMA_FILE, SchemaViolation
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_CANNOT = 0, 1, 2, 3
+STARTED = time.monotonic()  # a run's --deadline counts from the command's start
 
 _common = [
     click.option("--lang", type=click.Choice(i18n.LANGS), help="fr|en (default: from the locale)."),
@@ -40,6 +42,13 @@ _scope = [
         help="Only this directly connected private subnet (repeatable; --network is an alias).",
     ),
     click.option("--widen", is_flag=True, help="Allow networks larger than /22."),
+    click.option(
+        "--deadline",
+        type=click.FloatRange(3, 3600),
+        metavar="SECONDS",
+        help="Finish within this many seconds, whatever the devices do; what is cut short"
+        " is listed in the report's errors (default from the config: 60).",
+    ),
 ]
 
 
@@ -61,7 +70,11 @@ class Fail(click.ClickException):
 
 
 def _setup(
-    lang: str | None, config_path: str | None, networks: tuple[str, ...] = (), widen: bool = False
+    lang: str | None,
+    config_path: str | None,
+    networks: tuple[str, ...] = (),
+    widen: bool = False,
+    deadline: float | None = None,
 ):
     from agent import config, scope
 
@@ -70,6 +83,8 @@ def _setup(
         cfg = config.load(config_path)
     except config.ConfigError as e:
         raise Fail(i18n.t("error.config", lang, why=e), EXIT_USAGE) from None
+    if deadline is not None:
+        cfg.deadline = deadline
     try:
         nets, _refused = scope.build(networks or cfg.networks, cfg.max_prefix, widen)
     except scope.ScopeError as e:
@@ -140,16 +155,33 @@ def cli() -> None:
 @_json
 @_options(_scope)
 @_verbose
-def discover(lang, config_path, as_json, networks, widen, verbose) -> None:
+def discover(lang, config_path, as_json, networks, widen, deadline, verbose) -> None:
     """List the phones on the LAN (mDNS, SNMP, SIP, ARP) with vendor, model, firmware."""
     from agent import pipeline
 
-    lang, cfg, nets = _setup(lang, config_path, networks, widen)
+    lang, cfg, nets = _setup(lang, config_path, networks, widen, deadline)
     with _progress(lang, as_json, verbose, diagnosis=False) as progress:
-        report = asyncio.run(pipeline.run_discover(cfg, nets, progress))
+        report = asyncio.run(
+            pipeline.run_discover(cfg, nets, progress, started=STARTED, signals=True)
+        )
     _print(report, lang, as_json, diagnosis=False)
     _evidence(report, lang, cfg, as_json, verbose)
-    _remember(cfg, report, "discover", lang, EXIT_OK, {"subnet": list(networks), "widen": widen})
+    code = _interrupted(report, lang) or EXIT_OK
+    _remember(cfg, report, "discover", lang, code, {"subnet": list(networks), "widen": widen})
+    if code:
+        sys.exit(code)
+
+
+def _interrupted(report, lang: str, problems: bool = False) -> int | None:
+    """A run stopped by a signal: say so on stderr; its exit code (1 with problems found
+    so far, else 3: the diagnosis is incomplete), or None when it ran to its end."""
+    from agent import pipeline
+
+    why = pipeline.interrupted(report)
+    if why is None:
+        return None
+    click.echo(f"phonediag: {i18n.t('run.interrupted', lang, why=why)}", err=True)
+    return EXIT_PROBLEMS if problems else EXIT_CANNOT
 
 
 @cli.command()
@@ -176,15 +208,15 @@ def discover(lang, config_path, as_json, networks, widen, verbose) -> None:
 )
 @_verbose
 def diagnose(
-    lang, config_path, as_json, networks, widen, symptom, message, explain, nat_budget, deep,
-    html_path, verbose,
+    lang, config_path, as_json, networks, widen, deadline, symptom, message, explain,
+    nat_budget, deep, html_path, verbose,
 ) -> None:  # fmt: skip
     """Find the phones, check the network towards OVHcloud, and explain what is wrong."""
     from datetime import datetime
 
     from agent import pipeline
 
-    lang, cfg, nets = _setup(lang, config_path, networks, widen)
+    lang, cfg, nets = _setup(lang, config_path, networks, widen, deadline)
     if html_path:
         _html_writable(html_path, lang)  # before the diagnosis, not after a minute of it
     started = datetime.now()
@@ -200,8 +232,9 @@ def diagnose(
         answers["user.symptom"] = symptom
     with _progress(lang, as_json, verbose, diagnosis=True) as progress:
         report = asyncio.run(
-            pipeline.run_diagnose(cfg, nets, lang, answers, symptom, explain, progress)
-        )
+            pipeline.run_diagnose(cfg, nets, lang, answers, symptom, explain, progress,
+                                  started=STARTED, signals=True)
+        )  # fmt: skip
     for e in report.errors:
         if e.step == "rules":
             click.echo(f"phonediag: {e.reason}", err=True)
@@ -214,11 +247,12 @@ def diagnose(
     problems = any(f.severity in ("critical", "warning") for f in report.findings)
     options = {"subnet": list(networks), "widen": widen, "symptom": symptom, "message": message,
                "explain": explain, "deep": deep, "nat-budget": nat_budget}  # fmt: skip
-    _remember(cfg, report, "diagnose", lang, EXIT_PROBLEMS if problems else EXIT_OK, options)
+    code = _interrupted(report, lang, problems) or (EXIT_PROBLEMS if problems else EXIT_OK)
+    _remember(cfg, report, "diagnose", lang, code, options)
     if html_path:  # after the run is stored: a failed write loses nothing
         _write_html(report, lang, html_path, started, quiet=as_json)
-    if problems:
-        sys.exit(EXIT_PROBLEMS)
+    if code:
+        sys.exit(code)
 
 
 def _html_writable(path: str, lang: str) -> None:
@@ -325,7 +359,9 @@ def rules_test(lang, files) -> None:
 @click.option("--device", metavar="IP", help="The phone concerned (asked when it matters).")
 @click.option("--yes", "decide", flag_value=True, default=None, help="Apply automatic fixes.")
 @click.option("--no", "decide", flag_value=False, help="Never change anything; only explain.")
-def troubleshoot(lang, config_path, as_json, networks, widen, symptom, device, decide) -> None:
+def troubleshoot(
+    lang, config_path, as_json, networks, widen, deadline, symptom, device, decide
+) -> None:
     """Guided troubleshooting in plain words: measure, explain, fix with consent.
 
     Dépannage guidé : phonediag mesure, explique en deux phrases, donne les étapes et
@@ -343,7 +379,7 @@ def troubleshoot(lang, config_path, as_json, networks, widen, symptom, device, d
     if symptom and symptom != session.DETECT and session.find_choice(symptom) is None:
         known = ", ".join([c.id for c in session.symptom_choices()] + [session.DETECT])
         raise Fail(i18n.t("ts.unknown_symptom", lang, symptom=symptom, known=known), EXIT_USAGE)
-    lang, cfg, nets = _setup(lang, config_path, networks, widen)
+    lang, cfg, nets = _setup(lang, config_path, networks, widen, deadline)
     if as_json and decide is None:
         decide = False  # no one to ask: explain only, unless --yes
     ui = UI(lang, decide, make_console(sys.stderr) if as_json else None, live=not as_json)
@@ -383,11 +419,11 @@ _device = click.option(
 )
 
 
-def _diagnosis(lang, config_path, networks, widen):
+def _diagnosis(lang, config_path, networks, widen, deadline):
     """Run the diagnosis the remedies answer; (lang, cfg, nets, report)."""
     from agent import pipeline
 
-    lang, cfg, nets = _setup(lang, config_path, networks, widen)
+    lang, cfg, nets = _setup(lang, config_path, networks, widen, deadline)
     report = asyncio.run(pipeline.run_diagnose(cfg, nets, lang))
     return lang, cfg, nets, report
 
@@ -436,14 +472,14 @@ def _consent(lang: str, yes: bool, as_json: bool, key: str) -> tuple[bool | None
 @_json
 @_options(_scope)
 @_device
-def remedy_list(lang, config_path, as_json, networks, widen, device) -> None:
+def remedy_list(lang, config_path, as_json, networks, widen, deadline, device) -> None:
     """Diagnose, then list the remedies that answer each finding (--device: one target)."""
     import json
 
     from agent.remedies import offers, render, resolve_subject
     from agent.remedies.base import subject_of
 
-    lang, cfg, _nets, report = _diagnosis(lang, config_path, networks, widen)
+    lang, cfg, _nets, report = _diagnosis(lang, config_path, networks, widen, deadline)
     subject = None
     if device:
         subject = resolve_subject(report, device)
@@ -471,7 +507,9 @@ def remedy_list(lang, config_path, as_json, networks, widen, device) -> None:
     type=click.FloatRange(0, 600),
     help="Seconds before the verifying diagnosis (default: the remedy's, e.g. 90 for a reboot).",
 )
-def remedy_apply(lang, config_path, as_json, networks, widen, device, yes, wait, remedy_id):
+def remedy_apply(
+    lang, config_path, as_json, networks, widen, deadline, device, yes, wait, remedy_id
+):
     """Show the plan, ask (or --yes), apply, diagnose again, say whether it is fixed.
 
     Without --yes and without the answer "oui"/"yes", nothing is changed (a dry run).
@@ -486,7 +524,7 @@ def remedy_apply(lang, config_path, as_json, networks, widen, device, yes, wait,
         raise Fail(i18n.t("remedy.unknown", lang, id=remedy_id), EXIT_USAGE)
     if not device and chosen.target != "site":
         raise Fail(i18n.t("remedy.need_device", lang, id=remedy_id), EXIT_USAGE)
-    lang, cfg, nets, report = _diagnosis(lang, config_path, networks, widen)
+    lang, cfg, nets, report = _diagnosis(lang, config_path, networks, widen, deadline)
     with _store_errors(lang):
         fixed = _apply(chosen, report, cfg, nets, lang, device, yes, wait, as_json)
     if not fixed:
@@ -807,7 +845,7 @@ def _html_of(run, lang: str) -> str:
 @click.option("--run", "run_id", metavar="ID", help="The stored run to bundle (default: the last).")
 @_options(_common)
 @_options(_scope)
-def bundle(output, run_id, lang, config_path, networks, widen) -> None:
+def bundle(output, run_id, lang, config_path, networks, widen, deadline) -> None:
     """A zip for a support ticket: the report (JSON, HTML, text), the evidence, versions
     and the configuration, with every secret replaced by ***.
 
@@ -825,7 +863,7 @@ def bundle(output, run_id, lang, config_path, networks, widen) -> None:
         run = _stored(h, run_id, lang) if run_id else h.last()
     if run is None:  # nothing stored yet: diagnose first (and store it)
         click.echo(i18n.t("bundle.diagnosing", lang), err=True)
-        lang, cfg, run = _diagnose_for_bundle(lang, config_path, networks, widen)
+        lang, cfg, run = _diagnose_for_bundle(lang, config_path, networks, widen, deadline)
     try:
         files = bundle_mod.contents(run, cfg, chosen or run.lang)  # the report's language
     except (ImportError, AttributeError) as e:
@@ -839,14 +877,14 @@ def bundle(output, run_id, lang, config_path, networks, widen) -> None:
     click.echo(i18n.t("bundle.written", lang, path=path, id=run.id, files=", ".join(files)))
 
 
-def _diagnose_for_bundle(lang, config_path, networks, widen):
+def _diagnose_for_bundle(lang, config_path, networks, widen, deadline):
     """Run and store a diagnosis; (lang, cfg, its history.Run)."""
     from datetime import UTC, datetime, timedelta
 
     from agent import history, pipeline
     from agent.report import json as json_report
 
-    lang, cfg, nets = _setup(lang, config_path, networks, widen)
+    lang, cfg, nets = _setup(lang, config_path, networks, widen, deadline)
     report = asyncio.run(pipeline.run_diagnose(cfg, nets, lang))
     problems = any(f.severity in ("critical", "warning") for f in report.findings)
     code = EXIT_PROBLEMS if problems else EXIT_OK

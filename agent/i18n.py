@@ -546,6 +546,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "état inconnu ({trace})",
         "en": "state unknown ({trace})",
     },
+    # ------------------------------------------------- run: deadline, interruption
+    "run.interrupted": {
+        "fr": "interrompu ({why}) : le rapport ne contient que ce qui a été vu jusque-là",
+        "en": "interrupted ({why}): the report holds only what was seen until then",
+    },
     # ------------------------------------------------- history, reports, bundle
     "history.not_stored": {
         "fr": "attention : ce passage n'a pas été enregistré dans l'historique ({why})",

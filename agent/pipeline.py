@@ -1,15 +1,19 @@
 """The pipeline: scope -> discover -> identify -> probe -> judge -> report.
 
 Every step runs with a timeout inside one deadline for the whole run; a step that
-fails or times out becomes an entry in ``Report.errors``, never an exception.
+fails or times out becomes an entry in ``Report.errors``, never an exception. A run
+told to stop (SIGTERM, Ctrl-C: :func:`stop_on_signals`) ends its steps at once and
+still judges and reports what was observed until then.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 from agent import discovery, identify
@@ -26,14 +30,29 @@ T = TypeVar("T")
 Progress = Callable[[str, str], None]
 
 
-class Runner:
-    """Runs steps with per-step timeouts under one deadline, collecting errors."""
+# Kept back from the deadline for judging, reporting and storing the run (about a second
+# measured with the rules, the JSON and the history; a quarter of a short deadline).
+TAIL_SHARE, TAIL_MAX = 0.25, 1.0
+INTERRUPTED = "interrupted"  # the "run" error's reason starts with it (cli: exit code)
 
-    def __init__(self, deadline: float, progress: Progress | None = None) -> None:
-        self.end = time.monotonic() + deadline
+
+class Runner:
+    """Runs steps with per-step timeouts under one deadline, collecting errors.
+
+    The deadline counts from ``started`` (a ``time.monotonic()`` value: the process's
+    start, for the command line) and keeps a short tail back for what follows the steps.
+    :meth:`stop` ends every running step at once and skips the ones not started."""
+
+    def __init__(
+        self, deadline: float, progress: Progress | None = None, started: float | None = None
+    ) -> None:
+        tail = min(TAIL_MAX, deadline * TAIL_SHARE)
+        self.end = (time.monotonic() if started is None else started) + deadline - tail
         self.errors: list[ProbeError] = []
         self.timings: dict[str, float] = {}
         self.progress = progress
+        self.stopped: str | None = None  # why the run was told to stop
+        self._running: set[asyncio.Timeout] = set()
 
     def _tell(self, event: str, name: str) -> None:
         if self.progress is not None:
@@ -45,23 +64,45 @@ class Runner:
     def remaining(self) -> float:
         return max(0.0, self.end - time.monotonic())
 
+    def stop(self, why: str) -> None:
+        """End the run now (a signal): running steps end as if their time were up,
+        the others are skipped; one "run" error says why. Call it from the loop."""
+        if self.stopped is not None:
+            return
+        self.stopped = why
+        self.end = time.monotonic()
+        self.errors.append(ProbeError("run", f"{INTERRUPTED} ({why}): partial report"))
+        now = asyncio.get_running_loop().time()
+        for timeout in list(self._running):
+            if not timeout.expired():
+                timeout.reschedule(now)
+
     async def step(self, name: str, aw: Awaitable[T], timeout: float, default: T) -> T:
+        if self.stopped is not None:  # said once, in the "run" error
+            if asyncio.iscoroutine(aw):
+                aw.close()
+            return default
         start = time.monotonic()
         budget = min(timeout, self.remaining())
         self._tell("start", name)
         ok = False  # not len(self.errors): steps run side by side and fail on their own
         try:
-            async with asyncio.timeout(budget):
-                result = await aw
+            async with asyncio.timeout(budget) as cm:
+                self._running.add(cm)
+                try:
+                    result = await aw
+                finally:
+                    self._running.discard(cm)
                 ok = True
                 self._tell("done", name)
                 return result
         except TimeoutError:
-            why = (
-                "deadline of the run reached"
-                if budget < timeout
-                else f"no result within {budget:.1f} s"
-            )
+            if self.stopped is not None:
+                why = f"{INTERRUPTED} ({self.stopped})"
+            elif budget < timeout:
+                why = "deadline of the run reached"
+            else:
+                why = f"no result within {budget:.1f} s"
             self.errors.append(ProbeError(name, why))
         except Exception as e:  # a step must never crash the run
             self.errors.append(ProbeError(name, f"{type(e).__name__}: {e}"))
@@ -72,6 +113,39 @@ class Runner:
         if asyncio.iscoroutine(aw):
             aw.close()
         return default
+
+
+@contextlib.contextmanager
+def stop_on_signals(run: Runner) -> Iterator[None]:
+    """While the run lasts, SIGTERM and SIGINT (Ctrl-C) stop it (:meth:`Runner.stop`)
+    instead of killing it: the report of what was seen so far is still printed and
+    stored. A second signal acts as usual (the previous handler is back). Use it inside
+    the running loop, in the main thread."""
+    loop = asyncio.get_running_loop()
+    installed: list[tuple[signal.Signals, Any]] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        for s, previous in installed:  # the second one acts as usual
+            with contextlib.suppress(ValueError, OSError, RuntimeError):
+                signal.signal(s, previous)
+        run.stop(sig.name)
+
+    def handler(number: int, _frame: Any) -> None:  # runs between two bytecodes
+        loop.call_soon_threadsafe(on_signal, signal.Signals(number))
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            previous = signal.getsignal(sig)
+            signal.signal(sig, handler)
+        except (ValueError, OSError, RuntimeError):  # not the main thread; no such signal
+            continue
+        installed.append((sig, previous))
+    try:
+        yield
+    finally:
+        for sig, previous in installed:
+            with contextlib.suppress(ValueError, OSError, RuntimeError):
+                signal.signal(sig, previous)
 
 
 def _method_timeout(cfg: Config, targets: int) -> float:
@@ -168,12 +242,24 @@ async def discover(cfg: Config, networks: list[ScopedNetwork], run: Runner) -> l
     return [d for d in devices if identify.is_phone(d)]
 
 
+def _interruptible(run: Runner, signals: bool) -> contextlib.AbstractContextManager[None]:
+    return stop_on_signals(run) if signals else contextlib.nullcontext()
+
+
 async def run_discover(
-    cfg: Config, networks: list[ScopedNetwork], progress: Progress | None = None
+    cfg: Config,
+    networks: list[ScopedNetwork],
+    progress: Progress | None = None,
+    *,
+    started: float | None = None,
+    signals: bool = False,
 ) -> Report:
+    """Discover and identify. ``started``: when the deadline starts (default: now);
+    ``signals``: SIGTERM/Ctrl-C stop the run with a partial report (the command line)."""
     start = time.monotonic()
-    run = Runner(cfg.deadline, progress)
-    devices = await discover(cfg, networks, run)
+    run = Runner(cfg.deadline, progress, started)
+    with _interruptible(run, signals):
+        devices = await discover(cfg, networks, run)
     return Report(
         duration_s=time.monotonic() - start,
         scope=[str(n.network) for n in networks],
@@ -191,27 +277,32 @@ async def run_diagnose(
     symptom: str | None = None,
     explain: bool = False,
     progress: Progress | None = None,
+    *,
+    started: float | None = None,
+    signals: bool = False,
 ) -> Report:
     """Discover, probe and judge. ``answers`` are what the person told us (user facts);
-    with ``symptom`` only the rules answering that symptom are kept."""
+    with ``symptom`` only the rules answering that symptom are kept. ``started`` and
+    ``signals``: as :func:`run_discover`."""
     from agent import judge, probes  # not on `discover`'s path: its start-up stays short
 
     start = time.monotonic()
-    run = Runner(cfg.deadline, progress)
-    devices = await discover(cfg, networks, run)
-    ctx = probes.Context(cfg, networks, devices)
-    default = 4 * cfg.timeout + 5
+    run = Runner(cfg.deadline, progress, started)
     facts: list[Fact] = []
-    for phase in (1, 2):
-        results = await asyncio.gather(
-            *(
-                run.step(f"probe.{name}", mod.probe(ctx), _budget(mod, cfg, default), [])
-                for name, mod in probes.site_probes().items()
-                if getattr(mod, "PHASE", 1) == phase
+    with _interruptible(run, signals):
+        devices = await discover(cfg, networks, run)
+        ctx = probes.Context(cfg, networks, devices)
+        default = 4 * cfg.timeout + 5
+        for phase in (1, 2):
+            results = await asyncio.gather(
+                *(
+                    run.step(f"probe.{name}", mod.probe(ctx), _budget(mod, cfg, default), [])
+                    for name, mod in probes.site_probes().items()
+                    if getattr(mod, "PHASE", 1) == phase
+                )
             )
-        )
-        facts += [f for r in results for f in r]
-        ctx.facts = facts
+            facts += [f for r in results for f in r]
+            ctx.facts = facts
     run.errors += ctx.errors
     facts += [Fact("site", k, v, "user") for k, v in (answers or {}).items()]
     rules, rule_errors = judge.load_all()
@@ -236,3 +327,11 @@ async def run_diagnose(
         ]
     report.duration_s = time.monotonic() - start
     return report
+
+
+def interrupted(report: Report) -> str | None:
+    """What stopped the run before its end (``"SIGTERM"``…), None if it ran to its end."""
+    for e in report.errors:
+        if e.step == "run" and e.reason.startswith(f"{INTERRUPTED} ("):
+            return e.reason[len(INTERRUPTED) + 2 :].split(")", 1)[0]
+    return None

@@ -45,6 +45,53 @@ async def test_deadline_bounds_every_step():
     assert [e.reason for e in run.errors] == ["deadline of the run reached"] * 2
 
 
+async def test_stop_ends_running_steps_at_once_and_skips_the_rest():
+    run = pipeline.Runner(deadline=60)
+    loop = asyncio.get_running_loop()
+
+    async def listening():
+        await asyncio.sleep(30)
+
+    async def quick():
+        return ["seen"]
+
+    first = await run.step("discover.sip", quick(), 5, [])
+    start = loop.time()
+    loop.call_later(0.2, run.stop, "SIGTERM")
+    results = await asyncio.gather(
+        run.step("discover.mdns", listening(), 30, []),
+        run.step("discover.pnp", listening(), 30, []),
+    )
+    later = await run.step("probe.stun", quick(), 5, [])
+    assert loop.time() - start < 5
+    assert first == ["seen"] and results == [[], []] and later == []
+    assert [(e.step, e.reason) for e in run.errors] == [
+        ("run", "interrupted (SIGTERM): partial report"),
+        ("discover.mdns", "interrupted (SIGTERM)"),
+        ("discover.pnp", "interrupted (SIGTERM)"),
+    ]
+    assert "probe.stun" not in run.timings  # skipped, not run
+    run.stop("SIGINT")  # a second signal changes nothing
+    assert len(run.errors) == 3
+
+
+def test_the_deadline_counts_from_the_start_and_keeps_a_tail_for_the_report():
+    import time
+
+    began = time.monotonic() - 5  # the command started 5 s ago (imports, set-up)
+    assert 3.9 < pipeline.Runner(deadline=10, started=began).remaining() <= 4.0  # 10-5-1
+    assert 2.9 < pipeline.Runner(deadline=4).remaining() <= 3.0  # a quarter of 4 s
+
+
+def test_interrupted_reads_the_signal_back():
+    from agent.model import ProbeError, Report
+
+    assert pipeline.interrupted(Report()) is None
+    report = Report(errors=[ProbeError("run", "interrupted (SIGINT): partial report")])
+    assert pipeline.interrupted(report) == "SIGINT"
+    assert pipeline.interrupted(Report(errors=[ProbeError("probe.x", "interrupted (X)")])) is None
+
+
 def test_merge_one_device_per_ip_sorted():
     devices = pipeline.merge(
         [
