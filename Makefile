@@ -10,7 +10,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SANDBOX := unshare -n sh -c 'ip link set lo up && exec "$$@"' sandbox
 
-.PHONY: all setup system venv test unit lint docs demo bench bench-deps bench-portal fuzz packages clean
+.PHONY: all setup system venv test unit lint docs demo bench bench-deps bench-portal bench-deadline fuzz packages clean
 
 all: test
 
@@ -69,6 +69,11 @@ bench: setup bench-deps
 # What an idle `phonediag serve` costs (CPU, memory), connected to the lab's broker.
 bench-portal: setup
 	$(SANDBOX) $(PY) -m benchmarks.portal_idle
+
+# How closely a whole command keeps --deadline: a LAN where nothing answers and the lab's
+# hostile office (docs/reliability.md).
+bench-deadline: setup
+	$(SANDBOX) $(PY) -m benchmarks.deadline
 
 # The nightly fuzz run: tests/fuzz with over a million generated inputs (about an hour on
 # 2 vCPUs, niced); prints the figures' Markdown table for docs/reliability.md. `make test`

@@ -13,7 +13,7 @@ import contextlib
 import ipaddress
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from agent import discovery, identify
@@ -157,11 +157,16 @@ def _method_timeout(cfg: Config, targets: int) -> float:
     return listen + (credentials + 2) * cfg.sweep_timeout + packets / max(cfg.rate, 1) + 5
 
 
-async def _load_vendor_data(ctx: discovery.Context) -> None:
+async def _load_data(ctx: discovery.Context, later: Sequence[Callable[[], object]]) -> None:
+    """Read the data files the later steps need while the answers are awaited, once
+    every probe is out: the vendor data for identify(), then ``later`` (the rules)."""
     await ctx.quiet()
     identify.vendors()
     identify.exclusions()
     identify.non_phone_ouis()
+    for load in later:
+        await asyncio.sleep(0)  # an answer that came meanwhile is read first
+        load()
 
 
 def _budget(module: Any, cfg: Config, default: float) -> float:
@@ -218,11 +223,18 @@ def _mac(text: str | None) -> str | None:
         return None
 
 
-async def discover(cfg: Config, networks: list[ScopedNetwork], run: Runner) -> list[Device]:
+async def discover(
+    cfg: Config,
+    networks: list[ScopedNetwork],
+    run: Runner,
+    later: Sequence[Callable[[], object]] = (),
+) -> list[Device]:
+    """Discover and identify the phones. ``later``: loaders of data a later step needs,
+    run while discovery waits for answers (their results cached by them)."""
     ctx = discovery.Context(cfg, networks)
     timeout = _method_timeout(cfg, len(ctx.targets()))
-    # the vendor data identify() needs (~20 ms of CPU), read while the answers are awaited
-    loaded = asyncio.create_task(_load_vendor_data(ctx))
+    # the data identify() needs (~20 ms of CPU), read while the answers are awaited
+    loaded = asyncio.create_task(_load_data(ctx, later))
     swept, *results = await asyncio.gather(
         run.step("discover.arp.sweep", arp.sweep(ctx), timeout, arp.Swept(skipped="timeout")),
         *(
@@ -290,7 +302,9 @@ async def run_diagnose(
     run = Runner(cfg.deadline, progress, started)
     facts: list[Fact] = []
     with _interruptible(run, signals):
-        devices = await discover(cfg, networks, run)
+        # the rules (~0.1 s of CPU to parse) are read while discovery waits for answers,
+        # not after the probes, where that time would come out of the deadline's tail
+        devices = await discover(cfg, networks, run, later=(judge.load_all,))
         ctx = probes.Context(cfg, networks, devices)
         default = 4 * cfg.timeout + 5
         for phase in (1, 2):
