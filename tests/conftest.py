@@ -30,6 +30,16 @@ _STORE_DIR = tempfile.mkdtemp(prefix="phonediag-test-store-")
 os.environ["PHONEDIAG_STORE"] = str(Path(_STORE_DIR) / "phonediag.sqlite")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The secrets sweep (tests/secrets_sweep.py, DESIGN §7): it reads the store folder above
+    at the end of a session with labs, before it goes (its hook runs first)."""
+    from secrets_sweep import PLUGIN_NAME, SweepPlugin
+
+    if not config.pluginmanager.has_plugin(PLUGIN_NAME):
+        config.pluginmanager.register(SweepPlugin(Path(_STORE_DIR)), PLUGIN_NAME)
+
+
+@pytest.hookimpl(trylast=True)  # after the secrets sweep has read the store folder
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_STORE_DIR, ignore_errors=True)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 
 import pytest
 
@@ -18,3 +19,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(pytest.mark.lab)
         if why:
             item.add_marker(pytest.mark.skip(reason=why))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _secrets_sweep(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Every lab of the session is watched by the secrets sweep (tests/secrets_sweep.py):
+    its secrets, its agent runs' output and store; at the end, the files under basetemp."""
+    plugin = request.config.pluginmanager.get_plugin("phonediag-secrets-sweep")
+    if plugin is None:
+        yield
+        return
+    from lab import Lab
+
+    with pytest.MonkeyPatch.context() as mp:
+        plugin.labs(mp, Lab, tmp_path_factory.getbasetemp())
+        yield

@@ -114,14 +114,15 @@ def test_ctrl_c_stops_discovery_with_its_report_and_a_second_one_kills(
 
 @pytest.mark.parametrize("deadline", [4, 8])
 def test_the_deadline_holds_when_the_network_is_slow(slow_config: Path, deadline: int) -> None:
-    """The mDNS window alone would take 30 s: the run ends at its deadline instead (within
-    10 %, plus a second of slack for a loaded test machine), and says what it cut short."""
+    """The mDNS window alone would take 30 s: the run ends at its deadline instead, and
+    says what it cut short. How closely (10 %) is measured by benchmarks/deadline.py, not
+    here: a loaded test machine would measure itself."""
     began = time.monotonic()
     p = start(["diagnose", "--json", "--deadline", str(deadline), "--config", str(slow_config)])
     out, err = p.communicate(timeout=60)
     elapsed = time.monotonic() - began
     assert p.returncode in (0, 1), err
-    assert elapsed < deadline * 1.1 + 1, elapsed
+    assert elapsed < deadline + 5, elapsed  # not the 30 s of the window
     cut = {e["step"]: e["reason"] for e in json.loads(out)["errors"]}
     assert cut["discover.mdns"] == "deadline of the run reached"
 
