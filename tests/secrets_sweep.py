@@ -567,12 +567,23 @@ def _find(
     return found
 
 
+_ACTIVE: list[Sweep] = []  # the session's sweep, for :func:`output`
+
+
+def output(name: str, data: bytes | str | None) -> None:
+    """Hand the sweep what an agent command started outside ``Lab.run`` printed (on a
+    terminal, in tmux, from the portal's side); nothing when no sweep is active."""
+    for sweep in _ACTIVE[-1:]:
+        sweep.add_output(name, data, "agent runs")
+
+
 class SweepPlugin:
     """The pytest side: the sweep at session end (before tests/conftest.py removes the
     session's store folder: ``tryfirst``), its line in the terminal summary."""
 
     def __init__(self, store_dir: Path | None = None) -> None:
         self.sweep = Sweep()
+        _ACTIVE.append(self.sweep)
         self.dirs: dict[Path, str] = {}
         if store_dir is not None:
             self.dirs[Path(store_dir)] = "session store"

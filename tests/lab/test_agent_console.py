@@ -13,6 +13,7 @@ import threading
 import tomllib
 
 import pytest
+import secrets_sweep
 
 from lab import Lab
 from lab.scenarios import SCENARIOS
@@ -139,7 +140,9 @@ def on_a_terminal(lab: Lab, argv: list[str]) -> tuple[int, str, str]:
         reader.join(timeout=10)
     finally:
         os.close(master)
-    return proc.returncode, stdout, received.decode("utf-8", errors="replace")
+    terminal = received.decode("utf-8", errors="replace")
+    secrets_sweep.output(f"{' '.join(argv[:2])} on a terminal", stdout + terminal)
+    return proc.returncode, stdout, terminal
 
 
 def test_progress_on_a_terminal_goes_to_stderr_only(lab):

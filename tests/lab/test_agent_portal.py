@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import secrets_sweep
 
 from lab import Lab, netns
 
@@ -144,6 +145,7 @@ def run_submit(lab: Lab, enrolment: dict, *args: str) -> tuple[int, dict[str, An
         submit(lab, enrolment, *args), env=lab.agent_env(), capture_output=True, text=True,
         timeout=200,
     )  # fmt: skip
+    secrets_sweep.output("phonediag portal submit", r.stdout + r.stderr)  # the portal's view
     assert "Traceback" not in r.stderr, r.stderr
     assert r.stdout.strip(), r.stderr
     return r.returncode, json.loads(r.stdout)
@@ -258,6 +260,7 @@ def test_a_result_made_while_the_broker_is_down_arrives_after_it_is_back(office)
         time.sleep(2)  # the agent keeps trying; the result waits in its outbox
         lab.broker_start()
         out, err = proc.communicate(timeout=120)
+        secrets_sweep.output("phonediag portal submit", out + err)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -284,6 +287,7 @@ def test_an_agent_killed_mid_job_reports_it_interrupted_after_restart(office):
         serve.kill()  # SIGKILL: no goodbye; the broker publishes the last will
         serve.start()
         out, err = proc.communicate(timeout=60)
+        secrets_sweep.output("phonediag portal submit", out + err)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -12,6 +12,8 @@ import subprocess
 import time
 from typing import Any
 
+import secrets_sweep
+
 from lab import Lab, netns
 
 FORWARD_TO = "0612345678"
@@ -165,6 +167,7 @@ def test_phone_dnd_on_a_yealink_fixed_and_undone_a_failed_write_changes_nothing(
         assert "phone.dnd: true -> false" in shown
         lab.set_phone_state("phone1", admin={**admin, "password": "changed-meanwhile"})
         out, err = proc.communicate("oui\n", timeout=120)
+        secrets_sweep.output("phonediag remedy interactive", shown + out + err)
         assert proc.returncode == 1, out + err
         assert "ÉCHEC" in out and "HTTP 401" in out and "Rien n'a été modifié." in out
         assert lab.phone_state("phone1")["dnd"] is True
@@ -242,6 +245,7 @@ def test_a_wrong_password_fixed_by_reprovisioning_the_person_restarts_the_phone(
         assert "débranchez puis rebranchez" in shown
         lab.power_cycle("phone3")  # the person does it
         out, err = proc.communicate("\n", timeout=180)
+        secrets_sweep.output("phonediag remedy interactive", shown + out + err)
         assert proc.returncode == 0, shown + out + err
         assert "Vérifié" in out, out
         assert lab.phone_registration("phone3")["registered"] is True

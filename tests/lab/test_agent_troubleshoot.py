@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import secrets_sweep
 
 from lab import Lab
 
@@ -60,6 +61,7 @@ class Terminal:
         self.tmux("send-keys", "-t", self.name, "Enter")
 
     def close(self) -> None:
+        secrets_sweep.output("phonediag troubleshoot in tmux", self.screen())
         self.tmux("kill-server")
 
 

@@ -342,3 +342,19 @@ def test_the_sweep_reads_the_session_store_before_it_is_removed(
     order = [i.plugin for i in reversed(impls)]
     removal = next(i.plugin for i in impls if getattr(i.plugin, "_STORE_DIR", None))
     assert order.index(sweep) < order.index(removal)
+
+
+def test_output_from_runs_outside_lab_run_reaches_the_session_s_sweep() -> None:
+    """On a terminal, in tmux, from the portal's side: tests hand what they read over."""
+    import secrets_sweep
+
+    plugin = SweepPlugin()  # the newest plugin's sweep is the active one
+    try:
+        plugin.sweep.add_lab(LAB)
+        plugin.sweep.add_secret("SIP line password", SIP, LAB)
+        secrets_sweep.output("phonediag troubleshoot in tmux", f"Résumé… mot de passe {SIP}")
+        assert [(h.kind, h.output) for h in plugin.sweep.check().hits] == [
+            ("SIP line password", "phonediag troubleshoot in tmux")
+        ]
+    finally:
+        secrets_sweep._ACTIVE.remove(plugin.sweep)  # the session's sweep is active again
