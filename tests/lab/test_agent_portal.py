@@ -5,7 +5,8 @@ the provider's namespace, as OVHcloud's portal would.
 
 One office for the whole file (about two minutes): enrolment, a diagnosis that comes back
 signed, a remedy refused then allowed, forged/expired/replayed/out-of-scope jobs refused
-with a signed reason, the broker stopped during a job, the agent killed during one.
+with a signed reason, the broker stopped during a job, a broker flapping, the agent
+killed during one.
 """
 
 from __future__ import annotations
@@ -271,6 +272,34 @@ def test_a_result_made_while_the_broker_is_down_arrives_after_it_is_back(office)
     assert (proc.returncode, message["result"]["status"]) == (0, "done"), err
     assert message["result"]["job"] == job_id
     serve.wait_log(f"result of job {job_id} delivered", after=mark)
+
+
+def test_a_flapping_broker_costs_no_job_and_no_crash(office):
+    """The broker goes down and comes back three times in a row (a flaky box, a line that
+    drops): the agent says each loss, reconnects after each outage with its back-off (a
+    bounded number of attempts, not a busy loop), keeps running, and the next job is
+    answered once."""
+    lab, serve, enrolment = office
+    mark = len(serve.text())
+    try:
+        for _ in range(3):
+            lab.broker_stop()
+            time.sleep(3)
+            lab.broker_start()
+            time.sleep(1)
+    finally:
+        if not lab.broker_running():
+            lab.broker_start()
+    code, message = run_submit(lab, enrolment, "--kind", "discover")
+    assert (code, message["result"]["status"]) == (0, "done")
+    serve.wait_log(f"result of job {message['result']['job']} delivered", after=mark)
+    log = serve.text()[mark:]
+    assert "Traceback" not in log, log
+    assert serve.proc is not None and serve.proc.poll() is None  # still serving
+    assert 1 <= log.count("lost (") <= 3, log  # each outage noticed at most once
+    assert 1 <= log.count("connected to") <= 4, log
+    # 4 s of outage each time, a back-off of at least a second: a handful of attempts
+    assert log.count("cannot connect") <= 15, log
 
 
 def test_an_agent_killed_mid_job_reports_it_interrupted_after_restart(office):
