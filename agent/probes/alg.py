@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import socket
 
-from agent.model import UNKNOWN, Fact
+from agent.model import UNKNOWN, Fact, ProbeError
 from agent.net import reflector
 from agent.net.sip import _source_ip_for
 from agent.probes import Context
@@ -46,7 +46,11 @@ async def _one(
     return method, port, got
 
 
-def _unknown(why: str) -> list[Fact]:
+def _unknown(why: str, ctx: Context | None = None) -> list[Fact]:
+    """The fact unknown; with ``ctx``, also an error entry: the reflector was configured
+    but the test could not be made."""
+    if ctx is not None:
+        ctx.errors.append(ProbeError("probe.alg", f"{why}: SIP ALG not tested"))
     return [Fact("site", "nat.sip_alg", UNKNOWN, SRC, f"inconclusive: {why}")]
 
 
@@ -57,7 +61,7 @@ async def probe(ctx: Context) -> list[Fact]:
     try:
         addrs, _ms = await resolve(name, ctx.config.timeout * 2)
     except (OSError, TimeoutError):
-        return _unknown(f"the reflector {name} does not resolve")
+        return _unknown(f"the reflector {name} does not resolve", ctx)
     host = addrs[0]
     local_ip = _source_ip_for(host)
     results = []
@@ -78,7 +82,7 @@ async def probe(ctx: Context) -> list[Fact]:
     if not seen:
         control = any(g is not None for _m, p, g in results if p == CONTROL_PORT)
         why = "port 5060 gets no answer" if control else f"the reflector {name} does not answer"
-        return _unknown(why)
+        return _unknown(why, None if control else ctx)  # 5060 blocked: a fact, not a failure
     rewrites = [
         f"{m} {where}: {sent} → {arrived}"
         for m, _p, g in seen

@@ -3,7 +3,7 @@ datagram sent to the reflector on a port of that range must come back."""
 
 from __future__ import annotations
 
-from agent.model import UNKNOWN, Fact
+from agent.model import UNKNOWN, Fact, ProbeError
 from agent.net import reflector
 from agent.net.sip import _source_ip_for
 from agent.probes import Context
@@ -21,6 +21,7 @@ async def probe(ctx: Context) -> list[Fact]:
         addrs, _ms = await resolve(name, ctx.config.timeout * 2)
     except (OSError, TimeoutError):
         why = f"the reflector {name} does not resolve"
+        ctx.errors.append(ProbeError("probe.rtp", f"{why}: the RTP ports not tested"))
         return [Fact("site", "net.rtp.reachable", UNKNOWN, SRC, why)]
     host = addrs[0]
     local_ip = _source_ip_for(host)
@@ -37,6 +38,7 @@ async def probe(ctx: Context) -> list[Fact]:
         return [Fact("site", "net.rtp.reachable", True, SRC, f"UDP {PORT} to {name} answered")]
     if control is None:
         why = f"the reflector {name} does not answer at all"
+        ctx.errors.append(ProbeError("probe.rtp", f"{why}: the RTP ports not tested"))
         return [Fact("site", "net.rtp.reachable", UNKNOWN, SRC, why)]
     why = f"UDP {PORT} to {name} gets no answer while UDP 5062 does"
     return [Fact("site", "net.rtp.reachable", False, SRC, why)]

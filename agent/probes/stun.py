@@ -7,7 +7,7 @@ started with two ``-L`` addresses. Without one, the facts stay unknown.
 
 from __future__ import annotations
 
-from agent.model import UNKNOWN, Fact
+from agent.model import UNKNOWN, Fact, ProbeError
 from agent.net import stun
 from agent.probes import Context
 
@@ -53,6 +53,9 @@ async def probe(ctx: Context) -> list[Fact]:
     facts = []
     if nb.mapped is None:
         facts.append(Fact("site", "lan.public_ip", UNKNOWN, SRC, f"{name}: {nb.mapping_evidence}"))
+        # a server that was configured and said nothing is a check not made: said as such
+        why = f"{name}: {nb.mapping_evidence}; public address and NAT type not measured"
+        ctx.errors.append(ProbeError("probe.stun", why))
     else:
         seen = f"{name} sees us as {nb.mapped[0]}:{nb.mapped[1]}"
         if nb.local is not None:
