@@ -38,6 +38,7 @@ MAX_TCP_REPLY = 65536  # bytes read from one TCP answer at most
 MAX_ALSO_FROM = 4  # other addresses kept when one probe is answered from several
 MAX_BACKLOG = 2 * 1024 * 1024  # bytes of answers kept unread while probes are paced out
 _PROVISIONAL = re.compile(rb"SIP/2\.0[ \t]+1\d\d\b")
+_STATUS = re.compile(rb"SIP/2\.0 [1-6][0-9][0-9] ")
 _CONTENT_LENGTH = re.compile(rb"(?im)^(?:content-length|l)[ \t]*:[ \t]*(\d{1,9})[ \t]*\r?$")
 
 Pace = Callable[[], Awaitable[None]]
@@ -108,8 +109,9 @@ def build_options(
 
 def parse_message(data: bytes) -> Message | None:
     """Parse a SIP message, tolerating LF-only line ends and a missing blank line after
-    the headers; None for anything that is not SIP (never raises: replies are untrusted).
-    sipmessage is imported here, at the first answer, not at start-up (50 ms)."""
+    the headers (and reading folded header lines: :func:`_unfold`); None for anything that
+    is not SIP, a status code out of 100-699 included (never raises: replies are
+    untrusted). sipmessage is imported here, at the first answer, not at start-up (50 ms)."""
     from sipmessage import Message
 
     head, sep, body = data.partition(b"\r\n\r\n")
@@ -117,13 +119,31 @@ def parse_message(data: bytes) -> Message | None:
         head, sep, body = data.partition(b"\n\n")
     if len(head) > MAX_HEAD or head.count(b"\n") > MAX_HEADER_LINES:
         return None
+    if head.startswith(b"SIP/2.0 ") and not _STATUS.match(head):
+        return None  # a status code is 3 digits, 1xx to 6xx (RFC 4475 bigcode)
+    head = _unfold(head.replace(b"\r\n", b"\n").split(b"\n"))
     if _header_names(head) > MAX_HEADER_NAMES:
         return None
-    head = head.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     try:
         return Message.parse(head + b"\r\n\r\n" + body[:MAX_BODY])
     except Exception:  # sipmessage raises ValueError, UnicodeDecodeError, IndexError...
         return None
+
+
+def _unfold(lines: list[bytes]) -> bytes:
+    """The start line and headers as sipmessage reads them (one header a line, its name
+    right before the colon), CRLF-joined. RFC 3261 §7.3.1: a line starting with SP or HTAB
+    continues the header above it (line break and whitespace stand for one SP), and
+    whitespace may come before the colon (``TO :``, ``Content-Length   : 150``). Both are
+    in RFC 4475's valid ``wsinv``, which sipmessage refused (tests/fuzz/torture)."""
+    out: list[list[bytes]] = [[lines[0]]]
+    for line in lines[1:]:
+        if line[:1] in (b" ", b"\t") and len(out) > 1:
+            out[-1] += (b" ", line.lstrip(b" \t"))
+            continue
+        name, colon, value = line.partition(b":")
+        out.append([name.rstrip(b" \t"), colon, value] if colon else [line])
+    return b"\r\n".join(b"".join(parts) for parts in out)
 
 
 def _header_names(head: bytes) -> int:

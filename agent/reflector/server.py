@@ -59,14 +59,20 @@ def mirror_answer(request: bytes, source: tuple) -> bytes | None:
     ).encode()
     status = b"SIP/2.0 200 OK\r\n"
     budget = wire.MIRROR_OVERHEAD - len(status) - len(tail)
-    copied = []
-    for name in _COPIED:  # as many copied lines as fit, in order; none that would not
-        for value in req.headers.getlist(name):
-            line = f"{name}: {value}\r\n".encode()
-            if _clean(value) and len(line) <= budget:
-                copied.append(line)
-                budget -= len(line)
-    answer = status + b"".join(copied) + tail + wire.xor(request)
+    values = {name: [v for v in req.headers.getlist(name) if _clean(v)] for name in _COPIED}
+    kept: dict[str, list[str]] = {name: [] for name in _COPIED}
+    # As many lines as fit, none that would not: the first of each header first (an answer
+    # without its Call-ID is no SIP, yet five Via lines can fill the budget: RFC 4475
+    # transports, tests/fuzz/torture), then the others; each header's lines in order.
+    for others in (False, True):
+        for name in _COPIED:
+            for value in values[name][1:] if others else values[name][:1]:
+                size = len(f"{name}: {value}\r\n".encode())
+                if size <= budget:
+                    kept[name].append(value)
+                    budget -= size
+    copied = b"".join(f"{name}: {v}\r\n".encode() for name in _COPIED for v in kept[name])
+    answer = status + copied + tail + wire.xor(request)
     return answer if len(answer) <= len(request) + wire.MIRROR_OVERHEAD else None
 
 
