@@ -78,12 +78,14 @@ class Runner:
                 timeout.reschedule(now)
 
     async def step(self, name: str, aw: Awaitable[T], timeout: float, default: T) -> T:
-        if self.stopped is not None:  # said once, in the "run" error
+        budget = min(timeout, self.remaining())
+        if self.stopped is not None or budget <= 0:  # not started: no time left
             if asyncio.iscoroutine(aw):
                 aw.close()
+            if self.stopped is None:  # a signal is said once, in the "run" error
+                self.errors.append(ProbeError(name, "deadline of the run reached"))
             return default
         start = time.monotonic()
-        budget = min(timeout, self.remaining())
         self._tell("start", name)
         ok = False  # not len(self.errors): steps run side by side and fail on their own
         try:
@@ -302,9 +304,9 @@ async def run_diagnose(
     run = Runner(cfg.deadline, progress, started)
     facts: list[Fact] = []
     with _interruptible(run, signals):
-        # the rules (~0.1 s of CPU to parse) are read while discovery waits for answers,
-        # not after the probes, where that time would come out of the deadline's tail
-        devices = await discover(cfg, networks, run, later=(judge.load_all,))
+        # the rules (~0.1 s of CPU to parse) and the probe modules (~0.2 s to import) are
+        # loaded while discovery waits for answers, not after it, on the deadline's time
+        devices = await discover(cfg, networks, run, later=(judge.load_all, probes.site_probes))
         ctx = probes.Context(cfg, networks, devices)
         default = 4 * cfg.timeout + 5
         for phase in (1, 2):

@@ -93,6 +93,23 @@ def test_interrupted_reads_the_signal_back():
     assert pipeline.interrupted(Report(errors=[ProbeError("probe.x", "interrupted (X)")])) is None
 
 
+async def test_a_step_is_not_started_once_the_time_is_up():
+    import time
+
+    ran = []
+
+    async def work():
+        ran.append(True)  # a probe's first, synchronous part: must not run
+        return ["late"]
+
+    run = pipeline.Runner(deadline=10, started=time.monotonic() - 11)
+    assert await run.step("probe.provider", work(), 5, []) == []
+    assert ran == [] and "probe.provider" not in run.timings
+    assert [(e.step, e.reason) for e in run.errors] == [
+        ("probe.provider", "deadline of the run reached")
+    ]
+
+
 def test_merge_one_device_per_ip_sorted():
     devices = pipeline.merge(
         [
