@@ -7,7 +7,8 @@ Inside (README.txt says the same, in French and English):
 - ``evidence.json``: what each method saw of each phone, and the checks that failed;
 - ``versions.txt``: phonediag, Python, the system, the libraries;
 - ``config.toml``: the effective configuration (defaults included), every secret
-  (SNMP communities and v3 keys, web logins' passwords, the OVHcloud API's keys) as ``***``;
+  (SNMP communities and v3 keys, web logins' passwords, the OVHcloud API's keys, the
+  router's SSH password) as ``***``;
 - ``README.txt``.
 
 Secrets never get in (DESIGN §7), three times over: the report never holds one; the
@@ -55,6 +56,7 @@ LIBRARIES = (
     "scapy",
     "platformdirs",
     "jsonschema",
+    "asyncssh",
 )
 # The files, in the order they are listed and written.
 ORDER = (
@@ -75,6 +77,7 @@ SECRET_ATTRS = frozenset(
         "provider_application_key",
         "provider_application_secret",
         "provider_consumer_key",
+        "router_ssh_password",
     }
 )
 

@@ -1116,6 +1116,82 @@ def portal_submit(
         sys.exit(EXIT_PROBLEMS)
 
 
+@cli.group("ssh")
+def ssh_group() -> None:
+    """The SSH host keys pinned for the router ([router] ssh): list them, forget one.
+
+    Les clés d'hôtes SSH enregistrées à la première connexion au routeur : les lister, en
+    oublier une après vérification (routeur remplacé ou réinitialisé).
+    """
+
+
+def _known_hosts(config_path: str | None, lang: str):
+    """The known_hosts file beside the configured store."""
+    from agent.net import ssh as ssh_net
+
+    cfg = _config(config_path, lang)
+    try:
+        return ssh_net.known_hosts_path(cfg.store_path)
+    except (OSError, RuntimeError) as e:  # RuntimeError: no home folder
+        raise Fail(i18n.t("ssh.file_error", lang, path="known_hosts", why=e), EXIT_USAGE) from None
+
+
+@ssh_group.command("list")
+@_options(_common)
+@_json
+def ssh_list(lang, config_path, as_json) -> None:
+    """List the pinned host keys: host, key type, SHA256 fingerprint."""
+    import json
+
+    from agent.net import ssh as ssh_net
+
+    lang = i18n.detect(lang)
+    path = _known_hosts(config_path, lang)
+    try:
+        entries = [e for e in ssh_net.read_known_hosts(path) if not e.marker]
+    except OSError as e:
+        why = e.strerror or str(e)
+        raise Fail(i18n.t("ssh.file_error", lang, path=path, why=why), EXIT_USAGE) from None
+    if as_json:
+        keys = [
+            {"hosts": e.names(), "type": e.key_type, "fingerprint": e.fingerprint} for e in entries
+        ]
+        click.echo(json.dumps({"file": str(path), "keys": keys}, ensure_ascii=False, indent=2))
+        return
+    if not entries:
+        click.echo(i18n.t("ssh.list.none", lang, path=path))
+        return
+    click.echo(i18n.t("ssh.list.title", lang, path=path))
+    width = max(len(e.hosts) for e in entries)
+    for e in entries:
+        click.echo(f"  {e.hosts:<{width}}  {e.key_type}  {e.fingerprint}")
+
+
+@ssh_group.command("forget")
+@click.argument("host")
+@_options(_common)
+def ssh_forget(host, lang, config_path) -> None:
+    """Forget the key pinned for HOST (ADDRESS or ADDRESS:PORT), after checking on the
+    router itself that its new key is genuine: the next connection pins the new one."""
+    from agent.net import ssh as ssh_net
+
+    lang = i18n.detect(lang)
+    try:
+        target = ssh_net.parse_target(host, private_only=False)
+    except ValueError as e:
+        raise Fail(i18n.t("ssh.bad_host", lang, why=e), EXIT_USAGE) from None
+    path = _known_hosts(config_path, lang)
+    try:
+        removed = ssh_net.forget(path, target)
+    except OSError as e:
+        why = e.strerror or str(e)
+        raise Fail(i18n.t("ssh.file_error", lang, path=path, why=why), EXIT_USAGE) from None
+    if not removed:
+        raise Fail(i18n.t("ssh.not_found", lang, host=target.where, path=path), EXIT_USAGE)
+    fingerprints = ", ".join(dict.fromkeys(e.fingerprint for e in removed))
+    click.echo(i18n.t("ssh.forgotten", lang, host=target.where, fingerprints=fingerprints))
+
+
 def main() -> None:
     """Console entry point: one-line errors, contract exit codes, no tracebacks."""
     try:

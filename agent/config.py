@@ -102,6 +102,14 @@ class Config:
     # Portal mode's folder ([portal] dir): the agent's key pair, the portal's public key and
     # agent.toml, written by `phonediag portal enroll` (default: portal/ next to the store).
     portal_dir: str | None = None
+    # An optional, read-only SSH look at the office router ([router]; docs: README): off
+    # unless ``ssh`` is set. ``router_ssh`` is "user@host[:port]" (an IPv4 address on the
+    # LAN, checked against the scope at run time); ``key`` a private key file and/or
+    # ``password``; ``timeout`` (default: ``timeout``) for the connection and each command.
+    router_ssh: str | None = None
+    router_ssh_key: str | None = None
+    router_ssh_password: str | None = field(default=None, repr=False)  # never printed
+    router_ssh_timeout: float | None = None
     source: str | None = None  # the file it came from
 
     def logins_for(self, vendor: str | None, ip: str) -> list[Credential]:
@@ -146,6 +154,10 @@ _SCHEMA: dict[tuple[str, str], tuple[str, type]] = {
     ("history", "keep"): ("history_keep", int),
     ("remedies", "portal_allowed"): ("remedies_portal_allowed", list),
     ("portal", "dir"): ("portal_dir", str),
+    ("router", "ssh"): ("router_ssh", str),
+    ("router", "key"): ("router_ssh_key", str),
+    ("router", "password"): ("router_ssh_password", str),
+    ("router", "timeout"): ("router_ssh_timeout", float),
 }
 
 
@@ -220,6 +232,7 @@ def _apply(cfg: Config, data: dict[str, Any], p: Path) -> None:
                 raise ConfigError(f"{p}: {section}.{key} must list strings")
             setattr(cfg, attr, value)
     _check_snmp_v3(cfg, p)
+    _check_router(cfg, p)
 
 
 def _check_snmp_v3(cfg: Config, p: Path) -> None:
@@ -243,3 +256,22 @@ def _check_snmp_v3(cfg: Config, p: Path) -> None:
         value = getattr(cfg, f"snmp_{key}")
         if value is not None and len(value) < 8:
             raise ConfigError(f"{p}: snmp.{key} must have at least 8 characters")
+
+
+def _check_router(cfg: Config, p: Path) -> None:
+    """[router]: ``ssh`` is user@host[:port] with a private IPv4 address (agent/scope's
+    rule; whether it is in the scanned networks is checked at run time, when they are
+    known), and needs ``key`` or ``password``; those need ``ssh``. Never quotes a password."""
+    from agent.net.ssh import parse_target
+
+    if cfg.router_ssh is None:
+        extra = [k for k in ("key", "password", "timeout") if getattr(cfg, f"router_ssh_{k}")]
+        if extra:
+            raise ConfigError(f"{p}: router.{extra[0]} needs router.ssh (user@host[:port])")
+        return
+    try:
+        parse_target(cfg.router_ssh, user_required=True)
+    except ValueError as e:
+        raise ConfigError(f"{p}: router.ssh: {e}") from None
+    if not cfg.router_ssh_key and not cfg.router_ssh_password:
+        raise ConfigError(f"{p}: router.ssh needs router.key (a private key file) or password")

@@ -124,6 +124,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "step.probe.rtp": {"fr": "Flux audio (RTP)", "en": "Audio path (RTP)"},
     "step.probe.inbound": {"fr": "Appels entrants", "en": "Incoming calls"},
     "step.probe.provider": {"fr": "Ligne chez OVHcloud (API)", "en": "Line at OVHcloud (API)"},
+    "step.probe.router": {"fr": "Routeur (SSH)", "en": "Router (SSH)"},
     "evidence.title": {"fr": "Détails (--verbose)", "en": "Evidence (--verbose)"},
     "evidence.masked": {
         "fr": "Mots de passe, communautés SNMP et clés d'API sont masqués (***).",
@@ -717,6 +718,39 @@ MESSAGES: dict[str, dict[str, str]] = {
     "portal.exit_code": {
         "fr": "  code de sortie de la commande : {code}",
         "en": "  the command's exit code: {code}",
+    },
+    # The router read over SSH ([router] ssh) and `phonediag ssh`
+    "router.hostkey_pinned": {
+        "fr": "Routeur {host} : clé d'hôte SSH enregistrée à cette première connexion"
+        " ({fingerprint}) ; elle sera vérifiée à chaque diagnostic.",
+        "en": "Router {host}: SSH host key pinned on this first connection ({fingerprint});"
+        " it will be checked on every diagnosis.",
+    },
+    "ssh.bad_host": {
+        "fr": "hôte invalide : {why} (attendu : ADRESSE ou ADRESSE:PORT)",
+        "en": "invalid host: {why} (expected: ADDRESS or ADDRESS:PORT)",
+    },
+    "ssh.file_error": {
+        "fr": "fichier des clés d'hôtes {path} illisible : {why}",
+        "en": "host keys file {path} unreadable: {why}",
+    },
+    "ssh.list.none": {
+        "fr": "Aucune clé d'hôte SSH enregistrée ({path}).",
+        "en": "No SSH host key pinned ({path}).",
+    },
+    "ssh.list.title": {
+        "fr": "Clés d'hôtes SSH enregistrées ({path}) :",
+        "en": "Pinned SSH host keys ({path}):",
+    },
+    "ssh.not_found": {
+        "fr": "aucune clé enregistrée pour {host} dans {path}",
+        "en": "no key pinned for {host} in {path}",
+    },
+    "ssh.forgotten": {
+        "fr": "Clé oubliée pour {host} ({fingerprints}) : la prochaine connexion enregistrera"
+        " la clé que présentera l'hôte, et le dira.",
+        "en": "Key forgotten for {host} ({fingerprints}): the next connection pins the key the"
+        " host shows, and says so.",
     },
 }
 

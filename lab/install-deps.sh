@@ -6,11 +6,14 @@
 # driven by Playwright's Python package against /usr/bin/chromium: no browser download.
 # mosquitto is the portal's MQTT broker, run by the lab at its provider only: its system
 # service is also disabled, so that no boot ever starts it on the machine itself.
+# openssh-server is the router's SSH face, run by the lab in the router namespace only:
+# when this script installs it, /etc/ssh/sshd_not_to_be_run (honoured by Debian's unit and
+# init script) and a disabled unit keep any boot from starting it on the machine itself.
 set -eu
 
 PKGS="kamailio baresip coturn snmpd snmp dnsmasq-base avahi-daemon nftables iptables
 iproute2 conntrack tcpdump sipsak procps util-linux python3-venv mosquitto
-chromium fonts-liberation"
+openssh-server chromium fonts-liberation"
 
 missing=""
 for p in $PKGS; do
@@ -36,6 +39,14 @@ case "$missing" in
 *" mosquitto"*)
     if command -v systemctl >/dev/null 2>&1; then
         systemctl disable --now mosquitto >/dev/null 2>&1 || true
+    fi
+    ;;
+esac
+case "$missing" in
+*" openssh-server"*)
+    touch /etc/ssh/sshd_not_to_be_run
+    if command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
     fi
     ;;
 esac

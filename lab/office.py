@@ -475,6 +475,29 @@ class Lab:
         except ready.NotReady as e:
             raise LabError(str(e)) from None
 
+    # -- the router's SSH face (lab/services/sshd.py) ---------------------------------------
+    def router_host_key_change(self, timeout: float = 10.0) -> str:
+        """The router answers SSH with a new host key, as after a reset or a replacement (or
+        as a machine in the middle would): a new key is made and sshd restarted with it.
+        Returns its SHA256 fingerprint once sshd accepts connections again."""
+        from lab.services import sshd
+
+        old = next((p for p in self.state.procs if p.name == sshd.PROC_NAME), None)
+        if old is None:
+            raise LabError("this lab's router has no sshd")
+        if procs.stop_all([old]):
+            raise LabError(f"the router's sshd ({old.pid}) would not stop")
+        fingerprint = sshd.new_host_key(self.state.dir)
+        proc = sshd.spawn(self.ns(sshd.ROLE), self.state.dir)
+        self.state.procs = [p for p in self.state.procs if p is not old] + [proc]
+        self.state.save()
+        check = sshd.reachable(self.ns("agent"), topology.ROUTER_LAN_IP)
+        try:
+            ready.wait([("sshd", check)], [proc], time.monotonic() + timeout)
+        except ready.NotReady as e:
+            raise LabError(str(e)) from None
+        return fingerprint
+
     def _phone_or_extra(self, role: str) -> dict[str, Any]:
         found = next((u for u in self.state.extra_uas if u["role"] == role), None)
         return found if found is not None else self._phone(role)

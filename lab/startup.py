@@ -20,6 +20,7 @@ from lab.services import (
     phone,
     reflector,
     snmpd,
+    sshd,
 )
 from lab.services import fleet as fleet_service
 from lab.state import Proc, State
@@ -92,7 +93,8 @@ def agent_config(state: State) -> str:
     # The agent's local store (the remedies' audit log) lives in the lab, not in the
     # machine's /var/lib/phonediag: `down` removes it with the rest.
     store = f'[store]\npath = "{state.dir / "phonediag.sqlite"}"\n'
-    return AGENT_CONFIG + store + (provider_config(state) if state.api else "") + creds
+    router = sshd.agent_config(state.dir, topology.ROUTER_LAN_IP)  # read over SSH
+    return AGENT_CONFIG + store + router + (provider_config(state) if state.api else "") + creds
 
 
 def _record(state: State, proc: Proc) -> Proc:
@@ -156,6 +158,7 @@ def start(state: State, scenario: Scenario, timeout: float, progress: Progress) 
         ),
     )
     refl = _record(state, reflector.start(ns["prov"], topology.REFLECTOR_IP, base))
+    ssh = _record(state, sshd.start(ns["rtr"], topology.ROUTER_LAN_IP, base))  # [router] ssh
     # The API stand-in keeps its state in the registrar (kamcmd over Kamailio's ctl socket).
     api = _record(state, ovhapi.start(ns["prov"], topology.API_IP, base, state.api))
     # The portal's MQTT broker: every scenario has it (a few ms of start-up).
@@ -215,9 +218,10 @@ def start(state: State, scenario: Scenario, timeout: float, progress: Progress) 
         for ua in state.extra_uas:  # the line's phone and the extra UA: two bindings
             checks.append((f"registration {ua['role']}", _registered_check(state, ua["line"], 2)))
     checks.append(("reflector", _sip_check(ns["prov"], topology.REFLECTOR_IP, 5060)))
+    checks.append(("sshd", sshd.reachable(ns["agent"], topology.ROUTER_LAN_IP)))
     for proc in fleet_procs:
         checks += _fleet_checks(ns["agent"], state.fleet, proc)
-    watched = [kam, stun, dns, refl, pstn, api, broker]
+    watched = [kam, stun, dns, refl, pstn, api, broker, ssh]
     watched += [*(p for _, p, _ in faces), *(p for _, p in sips)]
     watched += fleet_procs
     watched += [p for _, p in webs]

@@ -42,6 +42,7 @@ def site_probes() -> dict[str, ModuleType]:
         nat_lifetime,
         provider,
         registrar,
+        router,
         rtp,
         stun,
     )
@@ -59,4 +60,5 @@ def site_probes() -> dict[str, ModuleType]:
         "rtp": rtp,
         "inbound": inbound,
         "provider": provider,
+        "router": router,
     }

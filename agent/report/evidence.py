@@ -11,9 +11,9 @@ Secrets never show (DESIGN §7): :func:`mask` replaces with ``***`` any value un
 key named like a secret (password, secret, token, community, key...) however deeply
 nested; in text, the values of ``password=`` / ``xpassword=`` / ``&xuser=`` parts,
 ``Authorization:`` headers, ``Basic``/``Bearer`` credentials, URL user info; and every
-secret value of the configuration itself (SNMP communities, web passwords, API keys),
-wherever it appears. Device-supplied text is also stripped of control characters, so
-a hostile phone cannot drive the terminal.
+secret value of the configuration itself (SNMP communities, web passwords, API keys, the
+router's SSH password), wherever it appears. Device-supplied text is also stripped of
+control characters, so a hostile phone cannot drive the terminal.
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ def config_secrets(cfg: Any) -> list[str]:
         getattr(cfg, "provider_application_key", None),
         getattr(cfg, "provider_application_secret", None),
         getattr(cfg, "provider_consumer_key", None),
+        getattr(cfg, "router_ssh_password", None),
         *(getattr(c, "password", None) for c in getattr(cfg, "credentials", [])),
     ]
     for name in ("OVH_APPLICATION_KEY", "OVH_APPLICATION_SECRET", "OVH_CONSUMER_KEY"):

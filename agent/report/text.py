@@ -34,7 +34,7 @@ _PLAIN_MAX = 160  # a plain table may be wider than the plain width, up to this
 # read out but the words (rows: top, head, head row, mid, row, foot row, foot, bottom).
 PLAIN_BOX = box.Box("    \n    \n -  \n    \n    \n -  \n    \n    \n", ascii=True)
 
-__all__ = ["Console", "console", "device_title", "devices_table", "explain", "render"]
+__all__ = ["Console", "console", "device_title", "devices_table", "explain", "notes", "render"]
 
 
 def console(file: TextIO | None = None) -> Console:
@@ -251,6 +251,19 @@ def findings(report: Report, lang: str, out: Console) -> None:
             out.print(f"   {t('finding.guide', lang, guide=f.guide)}", markup=False)
 
 
+def notes(report: Report, lang: str, out: Console) -> None:
+    """What a person must be told that is no problem: the router's SSH host key pinned on
+    this first connection (trust on first use is said, never silent)."""
+    site = {f.key: f.value for f in report.facts if f.subject == "site"}
+    if site.get("router.ssh_hostkey_pinned_now") is True:
+        host = _clean(str(site.get("router.ssh_host", "?")))
+        fingerprint = _clean(str(site.get("router.ssh_hostkey", "?")))
+        out.print()
+        out.print(
+            t("router.hostkey_pinned", lang, host=host, fingerprint=fingerprint), markup=False
+        )
+
+
 def render(report: Report, lang: str, out: Console, diagnosis: bool) -> None:
     plain = out.no_color
     scope = ", ".join(report.scope) or "-"
@@ -261,6 +274,7 @@ def render(report: Report, lang: str, out: Console, diagnosis: bool) -> None:
     if diagnosis:
         out.print()
         findings(report, lang, out)
+        notes(report, lang, out)
     if report.errors:
         out.print()
         out.print(t("errors.title", lang), markup=False)
