@@ -72,6 +72,11 @@ def cmd_up(scenario: str, count: int | None) -> int:
     print("namespaces: " + " ".join(lab.namespaces.values()))
     if lab.fleet_hosts:
         _print_fleet(lab)
+    for host in lab.hostile_hosts:
+        print(
+            f"  {host['name']:<10} {host['ip']:<12} {host['mac']}  hostile, with a"
+            f" {host['vendor_name']} MAC prefix (log {lab.state.dir / 'logs' / 'fleet.log'})"
+        )
     for ph in lab.phones:
         print(
             f"  {ph['role']:<7} {ph['ip']:<11} {ph['mac']}  {ph['model']} {ph['firmware']}"

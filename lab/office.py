@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lab import fleet, netns, procs, ready, scenarios, startup, topology
+from lab import fleet, hostile, netns, procs, ready, scenarios, startup, topology
 from lab.phones import admin_secret, make_extra_ua, make_phones
 from lab.services import face, kamailio, mosquitto, ovhapi, phone
 from lab.state import ROOT, Proc, State, check_instance, instance_from_env, state_dir
@@ -82,7 +82,8 @@ class Lab:
 
         ``name`` is the instance; by default a unique one (``py-<hex>``) so tests never collide
         with a lab started from the CLI. ``phones``: 3 by default (1..20); for ``fleet``, 50 by
-        default (7..200), and they are ``fleet_hosts``, not ``phones``.
+        default (7..200), and they are ``fleet_hosts``, not ``phones``. ``hostile`` adds its
+        neighbours (``hostile_hosts``) to the office's phones.
         """
         chosen = scenarios.get(scenario)
         hosts: list[dict[str, Any]] = []
@@ -94,6 +95,8 @@ class Lab:
             count = DEFAULT_PHONES if phones is None else phones
             fault = chosen.fault_index(count)
             truth = make_phones(count, {fault: chosen.model} if chosen.model else None)
+            if chosen.hostile:  # served by the fleet process, in the fleet namespace
+                hosts = hostile.plan(truth)
         instance = check_instance(name or f"py-{secrets.token_hex(3)}")
         _make_state_dir(instance)
         state = State(
@@ -202,7 +205,15 @@ class Lab:
         methods (arp, sip-udp, sip-tcp, snmp, mdns, lldp, pnp, http), single_method (the one
         method a single-method phone is seen by, else None), and what the host answers with:
         user_agent, snmp, mdns, lldp (see lab/fleet.py)."""
-        return copy.deepcopy(self.state.fleet)
+        return [copy.deepcopy(h) for h in self.state.fleet if not h.get("behaviour")]
+
+    @property
+    def hostile_hosts(self) -> list[dict[str, Any]]:
+        """The hostile scenario's neighbours (empty in other scenarios): dicts with name,
+        kind ("hostile"), behaviour (silent, slow, garbage, huge, reset, outscope,
+        mdns-flood), ip, mac (a phone vendor's OUI), vendor, model, firmware, user_agent,
+        and the behaviour's settings (see lab/hostile.py)."""
+        return [copy.deepcopy(h) for h in self.state.fleet if h.get("behaviour")]
 
     @property
     def extra_uas(self) -> list[dict[str, Any]]:

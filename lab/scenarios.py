@@ -78,6 +78,9 @@ class Scenario:
     # No baresip office: --phones lightweight phones, PCs, a printer and an LLDP switch, all
     # served by one process (lab/fleet.py, lab/services/fleet_server.py).
     fleet: bool = False
+    # The office plus hostile neighbours on its LAN (lab/hostile.py: silent, slow, garbage,
+    # huge, reset, outscope, mdns-flood), served by the fleet process in its namespace.
+    hostile: bool = False
 
     def fault_index(self, count: int) -> int:
         """Number (1-based) of the faulty phone in an office of ``count`` phones; 0: none."""
@@ -149,6 +152,14 @@ SCENARIOS: dict[str, Scenario] = {
             "phone1's line is also registered by a second UA (Cisco/SPA504G) at 10.66.0.50",
             fault_phone=1,
             duplicate_ua="cisco-spa504g",
+        ),
+        Scenario(
+            "hostile",
+            "the healthy office plus hostile neighbours on its LAN with phone MAC prefixes:"
+            " silent, slow (answers 4 s late), garbage, huge (60 KB answers, an endless web"
+            " page), reset (TCP RST), outscope (answers from 192.0.2.77) and mdns-flood"
+            " (endless spoofed mDNS: public addresses, the real phones as other vendors)",
+            hostile=True,
         ),
         Scenario(
             "fleet",

@@ -156,7 +156,9 @@ def _fleet_hosts(ns: str, hosts: Sequence[dict[str, Any]]) -> None:
 
     Each host's address routes through its own table (``ip rule from ADDR``), so whatever
     leaves from 10.66.0.X, the kernel's own replies (ICMP, TCP resets) included, goes out of
-    X's interface with X's MAC.
+    X's interface with X's MAC. A host's ``extra_addresses`` (the hostile scenario's
+    ``outscope``: an address outside the LAN, /32) are added to its interface and use its
+    table too.
     """
     commands = []
     for host in hosts:
@@ -170,22 +172,35 @@ def _fleet_hosts(ns: str, hosts: Sequence[dict[str, Any]]) -> None:
             f"route add {LAN_NETWORK} dev {dev} src {ip} table {table}",
             f"route add default via {ROUTER_LAN_IP} dev {dev} table {table}",
         ]
+        for extra in host.get("extra_addresses") or ():
+            commands += [
+                f"addr add {extra}/32 dev {dev}",
+                f"rule add from {extra} table {table} pref 1000",
+            ]
     netns.ip_batch(ns, commands)
     netns.nft(ns, fleet_firewall(hosts))
 
 
 def fleet_firewall(hosts: Sequence[dict[str, Any]]) -> str:
     """The fleet's host firewalls: PCs drop every TCP and UDP packet silently (ARP and ping
-    still answered); a phone that speaks SIP over TCP only drops UDP 5060 silently."""
+    still answered); a phone that speaks SIP over TCP only drops UDP 5060 silently. Hostile
+    hosts (lab/hostile.py): ``silent`` drops every IP packet (only ARP is answered), ``reset``
+    every UDP one (its TCP connections are reset by fleet_hostile)."""
     pcs = [h["ip"] for h in hosts if h["kind"] == "pc"]
     tcp_only = [
         h["ip"] for h in hosts if "sip-tcp" in h["methods"] and "sip-udp" not in h["methods"]
     ]
+    silent = [h["ip"] for h in hosts if h.get("behaviour") == "silent"]
+    no_udp = [h["ip"] for h in hosts if h.get("behaviour") == "reset"]
     rules = []
     if pcs:
         rules.append(f"ip daddr {{ {', '.join(pcs)} }} meta l4proto {{ tcp, udp }} drop")
     if tcp_only:
         rules.append(f"ip daddr {{ {', '.join(tcp_only)} }} udp dport 5060 drop")
+    if silent:
+        rules.append(f"ip daddr {{ {', '.join(silent)} }} drop")
+    if no_udp:
+        rules.append(f"ip daddr {{ {', '.join(no_udp)} }} meta l4proto udp drop")
     body = "".join(f"    {rule}\n" for rule in rules)
     return (
         "table ip fleet {\n"

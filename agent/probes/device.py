@@ -7,10 +7,22 @@ from __future__ import annotations
 import asyncio
 
 from agent import identify
+from agent.config import Config
 from agent.model import Device, Fact, ProbeError
 from agent.net.http import HttpError, Session
 from agent.probes import Context
 from agent.vendors import base, registry
+
+
+def phone_timeout(config: Config) -> float:
+    """How long one phone's adapter may take (its web pages get twice ``timeout`` each)."""
+    return config.timeout * 6 + 2
+
+
+def budget(config: Config) -> float:
+    """The step's timeout: beyond any one phone's, so that a phone too slow to read costs
+    its own facts (an error entry names it), not every phone's."""
+    return phone_timeout(config) + 1.0
 
 
 async def _one(ctx: Context, device: Device) -> list[Fact]:
@@ -25,7 +37,7 @@ async def _one(ctx: Context, device: Device) -> list[Fact]:
     actx = base.Context(device, ctx.config, session)
     source = f"vendor.{adapter.vendor}"
     try:
-        async with asyncio.timeout(ctx.config.timeout * 6 + 2):
+        async with asyncio.timeout(phone_timeout(ctx.config)):
             values = await adapter.read(actx)
     except TimeoutError:
         ctx.errors.append(
@@ -54,7 +66,15 @@ def lan_shared(facts: list[Fact]) -> list[Fact]:
     return out
 
 
+def _load_adapters(vendors: set[str | None]) -> None:
+    for vendor in vendors:
+        registry.adapter_for(vendor)
+
+
 async def probe(ctx: Context) -> list[Fact]:
+    # the adapters' modules are imported in a worker thread: the event loop (and the run's
+    # deadline) does not wait for them
+    await asyncio.to_thread(_load_adapters, {d.vendor for d in ctx.devices})
     results = await asyncio.gather(*(_one(ctx, d) for d in ctx.devices))
     facts = [f for r in results for f in r]
     return facts + lan_shared(facts)

@@ -13,6 +13,10 @@ the fleet namespace, where every host has its own macvlan and address). By each 
   comes back is logged and otherwise ignored (nothing is answered);
 - ``http``: a small web page on ADDR:80 (the printer).
 
+A host with a ``behaviour`` (the hostile scenario, lab/hostile.py) is served by that behaviour
+instead (lab/services/fleet_hostile.py: silent, slow, garbage, huge, reset, outscope,
+mdns-flood); its ``methods`` are only ``arp``.
+
 Once everything is bound and every mDNS service registered (answered), it logs ``READY``.
 Garbage never stops it: every handler catches its own errors, TCP peers get a read timeout
 and a size limit. SIGTERM ends it at once (a phone switched off sends no goodbye).
@@ -34,7 +38,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lab.services import fleet_sip, fleet_snmp
+from lab.services import fleet_hostile, fleet_sip, fleet_snmp
 from lab.services.fleet import COMMUNITY, READY_MARK
 from lab.topology import fleet_dev
 
@@ -262,9 +266,13 @@ async def serve(config: dict[str, Any]) -> None:
     neighbours = [h for h in hosts if "lldp" in h["methods"]]
     keep: list[Any] = []
     tasks: list[asyncio.Task[Any]] = []
-    counts = dict.fromkeys(("sip-udp", "sip-tcp", "snmp", "mdns", "pnp", "http"), 0)
+    counts = dict.fromkeys(("sip-udp", "sip-tcp", "snmp", "mdns", "pnp", "http", "hostile"), 0)
     for host in hosts:
         ip, methods = host["ip"], set(host["methods"])
+        if host.get("behaviour"):
+            keep.extend(await fleet_hostile.start(host, community))
+            counts["hostile"] += 1
+            continue
         if "sip-udp" in methods:
             transport, _ = await loop.create_datagram_endpoint(
                 lambda h=host: SipUdp(h), local_addr=(ip, SIP_PORT)

@@ -130,10 +130,100 @@ def test_many_instances_at_one_address_stay_bounded():
     assert len(s.attrs) <= mdns.MAX_ATTRS + 1  # + the type list
 
 
+def records(*items: tuple[str, str, str]) -> list[tuple[str, str, str]]:
+    return list(items)
+
+
+PHONE = "Yealink SIP-T46S 805EC0A1B2C3._http._tcp.local."
+
+
+def test_witness_believes_an_address_about_itself_only():
+    """mDNS is unauthenticated: an instance counts at an address when that address sent
+    its SRV and its address record; a TXT when no other address sent one too."""
+    w = mdns.Witness()
+    own = records(
+        ("ptr", "_http._tcp.local.", PHONE),
+        ("srv", PHONE, ""),
+        ("txt", PHONE, ""),
+        ("a", "yealink.local.", "10.0.0.2"),
+    )
+    w.note("10.0.0.2", own)
+    assert w.vouched(PHONE, "yealink.local.", "10.0.0.2")
+    assert w.vouched(PHONE.upper(), "YEALINK.local.", "10.0.0.2")  # DNS names: any case
+    assert w.txt_trusted(PHONE, "10.0.0.2")
+    spoof = "Gigaset C530 IP 1._sip._udp.local."
+    w.note(
+        "10.0.0.9",  # a neighbour speaking for 10.0.0.2, and overwriting its TXT record
+        records(
+            ("ptr", "_sip._udp.local.", spoof),
+            ("srv", spoof, ""),
+            ("a", "spoof.local.", "10.0.0.2"),
+            ("txt", PHONE, ""),
+        ),
+    )
+    assert not w.vouched(spoof, "spoof.local.", "10.0.0.2")
+    assert not w.vouched(spoof, "yealink.local.", "10.0.0.2")  # its SRV came from .9
+    assert w.vouched(PHONE, "yealink.local.", "10.0.0.2")
+    assert not w.txt_trusted(PHONE, "10.0.0.2")
+    assert not w.vouched("never.seen._http._tcp.local.", "yealink.local.", "10.0.0.2")
+
+
+def test_witness_admits_a_bounded_number_of_instances_per_announcer():
+    w = mdns.Witness()
+    w.note("10.0.0.2", records(("ptr", "_http._tcp.local.", PHONE)))
+    flood = [f"n{i}._http._tcp.local." for i in range(mdns.MAX_PER_SOURCE + 50)]
+    w.note("10.0.0.9", records(*(("ptr", "_http._tcp.local.", n) for n in flood)))
+    admitted = [n for n in flood if w.admit(n)]
+    assert len(admitted) == mdns.MAX_PER_SOURCE
+    assert w.admit(PHONE)  # the flood took none of the phone's turn
+
+
+def test_sightings_keep_only_what_an_address_said_itself():
+    w = mdns.Witness()
+    w.note(
+        "127.0.0.2",
+        records(("srv", PHONE, ""), ("txt", PHONE, ""), ("a", "yealink.local.", "127.0.0.2")),
+    )
+    w.note(
+        "127.0.0.9",
+        records(
+            ("srv", "Gigaset C530 IP._sip._udp.local.", ""),
+            ("txt", "Gigaset C530 IP._sip._udp.local.", ""),
+            ("a", "spoof.local.", "127.0.0.2"),
+        ),
+    )
+    phone = info(
+        "_http._tcp.local.",
+        "Yealink SIP-T46S 805EC0A1B2C3",
+        ["127.0.0.2"],
+        {b"vendor": b"Yealink", b"mac": b"80:5e:c0:a1:b2:c3"},
+        server="yealink.local.",
+    )
+    spoof = info(
+        "_sip._udp.local.",
+        "Gigaset C530 IP",
+        ["127.0.0.2"],
+        {b"vendor": b"Gigaset", b"model": b"C530 IP", b"mac": b"7c:2f:80:00:00:01"},
+        server="spoof.local.",
+    )
+    # Unchecked (no witness), the spoof comes first (_sip._udp sorts first) and wins.
+    (unchecked,) = mdns.sightings([spoof, phone], in_scope)
+    assert unchecked.attrs["vendor"] == "Gigaset"
+    (s,) = mdns.sightings([spoof, phone], in_scope, w)
+    assert s.attrs["type"] == "_http._tcp.local." and s.attrs["vendor"] == "Yealink"
+    assert s.mac == "80:5e:c0:a1:b2:c3"
+    w.note("127.0.0.9", records(("txt", PHONE, "")))  # now a second TXT for the phone
+    (s,) = mdns.sightings([spoof, phone], in_scope, w)
+    assert "vendor" not in s.attrs and s.mac is None
+    assert s.attrs["name"] == "Yealink SIP-T46S 805EC0A1B2C3"
+
+
 async def test_discovery_on_loopback_with_zeroconf():
-    """A registered phone service (with a huge TXT and a spoofed out-of-scope address)
-    and a printer, found through a real mDNS exchange on lo."""
-    registrant = AsyncZeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
+    """Real mDNS exchanges on lo: a phone (with a huge TXT and an out-of-scope address) and a
+    printer, each answering for itself from its own address, and a spoofer at 127.0.0.4
+    publishing, for the printer's address, a _sip._udp "Yealink" with a TXT of its own. The
+    responders start once the agent listens: their announcements are multicast from their
+    own addresses (on lo, answers to the agent's unicast questions all leave from 127.0.0.1)."""
     txt = {
         "model": "SIP-T46S",
         "fw": "66.86.0.15",
@@ -141,16 +231,16 @@ async def test_discovery_on_loopback_with_zeroconf():
         "vendor": "Yealink",
         "junk": "j" * 240,
     }
-    services = [
-        AsyncServiceInfo(
+    published = {
+        "127.0.0.2": AsyncServiceInfo(
             "_http._tcp.local.",
-            "Yealink SIP-T46S 805EC0A1B2C3._http._tcp.local.",
+            PHONE,
             addresses=[socket.inet_aton("127.0.0.2"), socket.inet_aton("10.9.9.9")],
             port=80,
             properties=txt,
             server="yealink.local.",
         ),
-        AsyncServiceInfo(
+        "127.0.0.3": AsyncServiceInfo(
             "_ipp._tcp.local.",
             "Office printer._ipp._tcp.local.",
             addresses=[socket.inet_aton("127.0.0.3")],
@@ -158,22 +248,40 @@ async def test_discovery_on_loopback_with_zeroconf():
             properties={"ty": "Brother HL-L2350DW"},
             server="printer.local.",
         ),
-    ]
+        "127.0.0.4": AsyncServiceInfo(
+            "_sip._udp.local.",
+            "Yealink SIP-T46S 805EC0FFFFFF._sip._udp.local.",
+            addresses=[socket.inet_aton("127.0.0.3")],
+            port=5060,
+            properties={"vendor": "Yealink", "model": "SIP-T46S", "fw": "66.86.0.15"},
+            server="spoof.local.",
+        ),
+    }
+    ctx = Context(Config(mdns_window=1.5, sweep_timeout=1.0), [NET])
+    listening = asyncio.create_task(mdns.discover(ctx))
+    await asyncio.sleep(0.3)
+    registrants = [AsyncZeroconf(interfaces=[ip], ip_version=IPVersion.V4Only) for ip in published]
     try:
-        await asyncio.gather(*(registrant.async_register_service(s) for s in services))
-        ctx = Context(Config(mdns_window=1.5, sweep_timeout=1.0), [NET])
-        got = {s.ip: s for s in await mdns.discover(ctx)}
+        await asyncio.gather(
+            *(
+                r.async_register_service(s, cooperating_responders=True)
+                for r, s in zip(registrants, published.values(), strict=True)
+            )
+        )
+        got = {s.ip: s for s in await listening}
     finally:
-        await registrant.async_unregister_all_services()
-        await registrant.async_close()
+        for r in registrants:
+            await r.async_unregister_all_services()
+            await r.async_close()
     assert set(got) == {"127.0.0.2", "127.0.0.3"}
     phone = got["127.0.0.2"]
     assert phone.mac == "80:5e:c0:a1:b2:c3"
     assert phone.attrs["vendor"] == "Yealink" and phone.attrs["model"] == "SIP-T46S"
+    printer = got["127.0.0.3"].attrs
+    assert printer["type"] == "_ipp._tcp.local." and "vendor" not in printer, printer
     devices = {d.ip: d for d in pipeline.merge(list(got.values()))}
     for d in devices.values():
         identify.identify(d)
     y = devices["127.0.0.2"]
     assert (y.vendor, y.model, y.firmware) == ("yealink", "SIP-T46S", "66.86.0.15")
-    assert "_ipp._tcp.local." in got["127.0.0.3"].attrs["type"]
     assert not identify.is_phone(devices["127.0.0.3"])

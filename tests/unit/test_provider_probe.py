@@ -300,3 +300,23 @@ def test_an_api_answering_garbage_is_an_error(tls):
 def test_the_probe_fact_is_site_wide():
     facts = probe._access("ok", "2 line(s)")
     assert all(isinstance(f, Fact) and f.subject == "site" for f in facts)
+
+
+async def test_a_slow_key_lookup_does_not_hold_the_run(monkeypatch):
+    """Looking the keys up (files, the OS keyring) and building the client take CPU time (and
+    a keyring may hang): done in a worker thread, the step still ends when its time is up.
+    Before, that work ran in the event loop: a step started with no time left by the run's
+    deadline still took it (0.2-0.3 s measured, a whole hanging keyring at worst)."""
+    from agent import pipeline
+
+    def slow_resolve(cfg):
+        time.sleep(1.0)
+        raise AssertionError("not reached in time")
+
+    monkeypatch.setattr(probe, "resolve", slow_resolve)
+    run = pipeline.Runner(60)
+    ctx = Context(Config(), [], [])
+    start = time.monotonic()
+    facts = await run.step("probe.provider", probe.probe(ctx), 0.2, [])
+    assert time.monotonic() - start < 0.6
+    assert facts == [] and [e.reason for e in run.errors] == ["no result within 0.2 s"]
