@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from agent import __version__, i18n
+from agent import __version__, aio, i18n
 from agent.judge.loader import SYMPTOMS
 from agent.report.schema import EXIT_INTERNAL, SCHEMA_FILE, SchemaViolation
 
@@ -161,9 +161,7 @@ def discover(lang, config_path, as_json, networks, widen, deadline, verbose) -> 
 
     lang, cfg, nets = _setup(lang, config_path, networks, widen, deadline)
     with _progress(lang, as_json, verbose, diagnosis=False) as progress:
-        report = asyncio.run(
-            pipeline.run_discover(cfg, nets, progress, started=STARTED, signals=True)
-        )
+        report = aio.run(pipeline.run_discover(cfg, nets, progress, started=STARTED, signals=True))
     _print(report, lang, as_json, diagnosis=False)
     _evidence(report, lang, cfg, as_json, verbose)
     code = _interrupted(report, lang) or EXIT_OK
@@ -231,7 +229,7 @@ def diagnose(
     if symptom:
         answers["user.symptom"] = symptom
     with _progress(lang, as_json, verbose, diagnosis=True) as progress:
-        report = asyncio.run(
+        report = aio.run(
             pipeline.run_diagnose(cfg, nets, lang, answers, symptom, explain, progress,
                                   started=STARTED, signals=True)
         )  # fmt: skip
@@ -424,7 +422,7 @@ def _diagnosis(lang, config_path, networks, widen, deadline):
     from agent import pipeline
 
     lang, cfg, nets = _setup(lang, config_path, networks, widen, deadline)
-    report = asyncio.run(pipeline.run_diagnose(cfg, nets, lang))
+    report = aio.run(pipeline.run_diagnose(cfg, nets, lang))
     return lang, cfg, nets, report
 
 
@@ -555,7 +553,7 @@ def _apply(chosen, report, cfg, nets, lang, device, yes, wait, as_json) -> bool:
         raise Fail(i18n.t("remedy.cannot", lang, id=chosen.id, target=label, why=why), 1)
     runner = Runner(cfg, _audit(cfg, lang))
     try:
-        plan = asyncio.run(runner.plan(chosen, offer.target, offer.finding))
+        plan = aio.run(runner.plan(chosen, offer.target, offer.finding))
     except RemedyError as e:
         why = e.why.text(lang)
         raise Fail(i18n.t("remedy.cannot", lang, id=chosen.id, target=label, why=why), 1) from None
@@ -577,7 +575,7 @@ def _apply(chosen, report, cfg, nets, lang, device, yes, wait, as_json) -> bool:
             click.echo()
 
         person = by_hand if not (yes or as_json) else None
-        outcome = asyncio.run(runner.apply(run, plan, rediagnose, wait, person))
+        outcome = aio.run(runner.apply(run, plan, rediagnose, wait, person))
     else:
         outcome = Outcome("declined", run)
     _print_outcome(outcome, plan, lang, as_json, answer)
@@ -618,7 +616,7 @@ def remedy_undo(lang, config_path, as_json, yes, audit_id) -> None:
     with _store_errors(lang):
         runner = Runner(cfg, _audit(cfg, lang))
         try:
-            plan = asyncio.run(runner.plan_undo(int(audit_id)))
+            plan = aio.run(runner.plan_undo(int(audit_id)))
         except RemedyError as e:
             usage = e.why.key.rsplit(".", 1)[-1] in _UNDO_USAGE
             raise Fail(e.why.text(lang), EXIT_USAGE if usage else EXIT_PROBLEMS) from None
@@ -629,7 +627,7 @@ def remedy_undo(lang, config_path, as_json, yes, audit_id) -> None:
         run = runner.record_plan(plan)
         answer, how = _consent(lang, yes, as_json, "remedy.ask_undo")
         runner.consent(run, plan, bool(answer), how)
-        outcome = asyncio.run(runner.undo(run, plan)) if answer else Outcome("declined", run)
+        outcome = aio.run(runner.undo(run, plan)) if answer else Outcome("declined", run)
     _print_outcome(outcome, plan, lang, as_json, answer)
     if outcome.status == "failed":
         sys.exit(EXIT_PROBLEMS)
@@ -885,7 +883,7 @@ def _diagnose_for_bundle(lang, config_path, networks, widen, deadline):
     from agent.report import json as json_report
 
     lang, cfg, nets = _setup(lang, config_path, networks, widen, deadline)
-    report = asyncio.run(pipeline.run_diagnose(cfg, nets, lang))
+    report = aio.run(pipeline.run_diagnose(cfg, nets, lang))
     problems = any(f.severity in ("critical", "warning") for f in report.findings)
     code = EXIT_PROBLEMS if problems else EXIT_OK
     text = json_report.render(report)
@@ -955,7 +953,7 @@ def reflector(listen_ip, udp_ports, tcp_ports, verbose, lang) -> None:
         return await refl.serve(ip, udp, tcp, stop, ready=ready)
 
     try:
-        counters = asyncio.run(run())
+        counters = aio.run(run())
     except OSError as e:
         why = e.strerror or str(e)
         raise Fail(i18n.t("reflector.cannot_listen", lang, ip=ip, why=why), EXIT_USAGE) from None

@@ -11,7 +11,9 @@ command's wall time from outside, process start to exit:
 - ``hostile office`` (unless ``--no-lab``): the lab's ``hostile`` scenario, the healthy
   office plus silent, slow, garbage, 60 KB, TCP-resetting, out-of-scope and mDNS-flooding
   devices (lab/hostile.py), with the lab's settings: discovery ends, and the deadline cuts
-  the probes still waiting on the hostile devices, or nothing when it is long enough.
+  the probes still waiting on the hostile devices, or nothing when it is long enough;
+- ``hostile office, DNS silent``: the same while the box's resolver answers nothing
+  (lab/outages.py ``dns-timeout``): lookups stuck in worker threads past the deadline.
 
 Prints a Markdown table (place, deadline, wall time min/median/max, worst overrun in %
 of the deadline, exit codes, how many steps the deadline cut) for docs/reliability.md;
@@ -82,6 +84,15 @@ def lab_runner():
     return lab, run
 
 
+def dns_silent(lab: Any, run: Any, deadline: float) -> dict[str, Any]:
+    """A run while the box's resolver answers nothing (lab/outages.py): name lookups stuck
+    in worker threads until the resolver's own timeouts (agent/aio.py)."""
+    from lab.outages import outage
+
+    with outage(lab, "dns-timeout"):
+        return run(deadline)
+
+
 def table(runs: list[dict[str, Any]]) -> str:
     rows = ["| Place | Deadline | Wall time (min / median / max) | Worst overrun | Exit codes "
             "| Steps cut by the deadline |", "|---|---:|---|---:|---|---|"]  # fmt: skip
@@ -121,6 +132,7 @@ def main() -> int:
             if not args.no_lab:
                 lab, run = lab_runner()
                 places.append(("hostile office", run))
+                places.append(("hostile office, DNS silent", lambda d: dns_silent(lab, run, d)))
             for place, fn in places:
                 for deadline in args.deadlines:
                     for _ in range(args.repeat):

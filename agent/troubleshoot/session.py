@@ -14,7 +14,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent import identify, judge, pipeline
+from agent import aio, identify, judge, pipeline
 from agent.config import Config
 from agent.i18n import t
 from agent.judge import flows
@@ -139,7 +139,7 @@ class Session:
 
     def _diagnose(self, label: str) -> Report:
         with self.ui.progress(label) as tell:
-            return asyncio.run(
+            return aio.run(
                 pipeline.run_diagnose(
                     self.cfg, self.nets, self.lang, answers=self.answers, progress=tell
                 )
@@ -262,7 +262,7 @@ class Session:
         if runner is None:
             return False
         try:
-            plan = asyncio.run(runner.plan(offer.remedy, offer.target, offer.finding))
+            plan = aio.run(runner.plan(offer.remedy, offer.target, offer.finding))
         except RemedyError as e:
             ui.say(t("ts.remedy_cannot", lang, why=e.why.text(lang)), "yellow")
             return False
@@ -285,7 +285,7 @@ class Session:
             await asyncio.to_thread(ui.pause, t("remedy.ask_by_hand", lang))
 
         with ui.progress(t("ts.applying", lang)):
-            outcome = asyncio.run(runner.apply(run, plan, rediagnose, None, by_hand))
+            outcome = aio.run(runner.apply(run, plan, rediagnose, None, by_hand))
         ui.say(render.outcome(outcome, plan, lang))
         state = outcome.status + (f", {outcome.verification}" if outcome.verification else "")
         result.tried.append(Tried(finding.rule, offer.remedy.id, state, run))
