@@ -610,7 +610,9 @@ def printable(value: Any, limit: int = 256) -> str | None:
         decoded = value.strip()
     else:
         decoded = None
-    return decoded[:limit] if decoded else None
+    if not decoded:
+        return None
+    return decoded[:limit].rstrip()  # a cut just after a space leaves no trailing space
 
 
 def _decode(raw: bytes) -> str | None:

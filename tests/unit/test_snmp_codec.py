@@ -171,3 +171,10 @@ async def test_quiet_waits_for_the_senders_and_not_forever():
     assert done == ["sender", "follower"]  # not before the last packet's slot
     idle = Pacer(500)
     await asyncio.wait_for(idle.quiet(), 1.0)  # nobody sending: returns by itself
+
+
+def test_printable_cut_leaves_no_trailing_space():
+    """Found by the nightly fuzz run: a value cut at the limit just after a space."""
+    assert snmp.printable("0" * 63 + " 0", 64) == "0" * 63
+    assert snmp.printable(b"Yealink SIP-T46S  ", 64) == "Yealink SIP-T46S"
+    assert snmp.printable("   ", 64) is None and snmp.printable(b"", 64) is None
