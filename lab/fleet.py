@@ -123,7 +123,8 @@ def plan(count: int) -> list[dict[str, Any]]:
     return hosts
 
 
-def _unique_mac(prefix: str, taken: set[str]) -> str:
+def unique_mac(prefix: str, taken: set[str]) -> str:
+    """A random MAC with ``prefix`` not in ``taken`` (then added to it)."""
     while True:
         mac = phones.random_mac(prefix)
         if mac not in taken:
@@ -147,7 +148,7 @@ def _phone(
     name: str, ip: str, model: dict[str, Any], macs: set[str], single: str | None
 ) -> dict[str, Any]:
     """A phone of ``model``; ``single``: the one method it is seen by (besides ARP)."""
-    mac = _unique_mac(model["mac_prefix"], macs)
+    mac = unique_mac(model["mac_prefix"], macs)
     fill = _subst(mac)
     spec = phones._fill(model, fill)
     offers = set(spec["offers"])
@@ -207,7 +208,7 @@ def _pc(name: str, ip: str, spec: dict[str, Any], n: int, macs: set[str]) -> dic
         "name": name,
         "kind": "pc",
         "ip": ip,
-        "mac": _unique_mac(spec["mac_prefixes"][which], macs),
+        "mac": unique_mac(spec["mac_prefixes"][which], macs),
         "vendor": spec["vendors"][which],
         "vendor_name": spec["vendors"][which].capitalize(),
         "model": None,
@@ -219,7 +220,7 @@ def _pc(name: str, ip: str, spec: dict[str, Any], n: int, macs: set[str]) -> dic
 
 def _device(name: str, kind: str, ip: str, spec: dict[str, Any], macs: set[str]) -> dict[str, Any]:
     """The printer or the switch: identity and SNMP data from fleet.toml."""
-    mac = _unique_mac(spec["mac_prefix"], macs)
+    mac = unique_mac(spec["mac_prefix"], macs)
     fill = _subst(mac)
     snmp = phones._fill(spec["snmp"], fill)
     return {

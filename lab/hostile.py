@@ -23,7 +23,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from lab import phones
+from lab import fleet, phones
 
 HOSTILE_FILE = Path(__file__).with_name("hostile.toml")
 BEHAVIOURS = ("silent", "slow", "garbage", "huge", "reset", "outscope", "mdns-flood")
@@ -47,7 +47,7 @@ def plan(office: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if behaviour not in BEHAVIOURS:
             raise ValueError(f"{HOSTILE_FILE.name}: unknown behaviour {behaviour!r}")
         model = phones.model(entry["model"])
-        mac = _unique_mac(model["mac_prefix"], taken)
+        mac = fleet.unique_mac(model["mac_prefix"], taken)
         filled = phones._fill(model, {"mac": mac, "machex": mac.replace(":", "").upper()})
         host: dict[str, Any] = {
             "name": behaviour,
@@ -109,14 +109,6 @@ def _flood(spec: dict[str, Any], office: list[dict[str, Any]]) -> dict[str, Any]
         "outside": list(spec["outside"]),
         "targets": targets,
     }
-
-
-def _unique_mac(prefix: str, taken: set[str]) -> str:
-    while True:
-        mac = phones.random_mac(prefix)
-        if mac not in taken:
-            taken.add(mac)
-            return mac
 
 
 def outside_addresses() -> list[str]:

@@ -80,3 +80,14 @@ def stun_binding(ns: str, host: str, port: int = 3478, timeout: float = 0.3) -> 
     request = struct.pack("!HHI", 0x0001, 0, 0x2112A442) + secrets.token_bytes(12)
     answer = _ask(ns, (host, port), request, timeout)
     return bool(answer) and answer[:2] == b"\x01\x01"
+
+
+def tcp_open(ns: str, ip: str, port: int, timeout: float = 0.3) -> bool:
+    """Whether ``ip:port`` accepts a TCP connection, from namespace ``ns``."""
+    try:
+        sock = netns.socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
+    except OSError:
+        return False
+    with sock:
+        sock.settimeout(timeout)
+        return sock.connect_ex((ip, port)) == 0

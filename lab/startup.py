@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -333,16 +332,7 @@ def broker_check(ns: str) -> Callable[[], bool]:
 
 
 def _tcp_check(ns: str, ip: str, port: int) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            sock = netns.socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
-        except OSError:
-            return False
-        with sock:
-            sock.settimeout(0.3)
-            return sock.connect_ex((ip, port)) == 0
-
-    return check
+    return lambda: probes.tcp_open(ns, ip, port)
 
 
 def _registered_check(state: State, line: str, count: int = 1) -> Callable[[], bool]:

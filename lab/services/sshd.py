@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from lab import netns, procs
+from lab import probes, procs
 from lab.state import Proc
 
 PROC_NAME = "sshd"
@@ -134,13 +133,4 @@ def start(ns: str, ip: str, state_dir: Path) -> Proc:
 def reachable(agent_ns: str, ip: str) -> Callable[[], bool]:
     """A ready check: sshd accepts TCP connections on ip:22, from the agent host."""
 
-    def check() -> bool:
-        try:
-            sock = netns.socket_in(agent_ns, socket.AF_INET, socket.SOCK_STREAM)
-        except OSError:
-            return False
-        with sock:
-            sock.settimeout(0.3)
-            return sock.connect_ex((ip, PORT)) == 0
-
-    return check
+    return lambda: probes.tcp_open(agent_ns, ip, PORT)

@@ -222,3 +222,16 @@ def mutated_tree(
         elif isinstance(node, list):
             node.append(draw(values))
     return tree
+
+
+class FakeTransport:
+    """A datagram transport that keeps what a server sends (its UDP handler's answers)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, tuple]] = []
+
+    def sendto(self, data: bytes, addr: tuple) -> None:
+        self.sent.append((data, addr))
+
+    def is_closing(self) -> bool:
+        return False

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from agent.net import reflector as wire
 from agent.reflector import server
 from agent.reflector.limits import Limits
-from tests.fuzz.strategies import KIB, bounded, hostile_bytes, mutated_bytes
+from tests.fuzz.strategies import KIB, FakeTransport, bounded, hostile_bytes, mutated_bytes
 
 addresses = st.ip_addresses(v=4).map(str)
 ports = st.integers(1, 65535)
@@ -103,22 +103,11 @@ def test_parse_pdlt(data: bytes) -> None:
     assert got is None or (0 <= got[1] <= wire.MAX_DELAY_MS and len(got[0]) <= 32)
 
 
-class _Transport:
-    def __init__(self) -> None:
-        self.sent: list[tuple[bytes, tuple]] = []
-
-    def sendto(self, data: bytes, addr: tuple) -> None:
-        self.sent.append((data, addr))
-
-    def is_closing(self) -> bool:
-        return False
-
-
 @given(st.lists(st.tuples(st.one_of(datagrams, pdlt), sources), max_size=10))
 def test_udp_server_answers_only_the_source_and_boundedly(received) -> None:
-    async def run() -> _Transport:
+    async def run() -> FakeTransport:
         reflector = server.Reflector("127.0.0.1", (), (), Limits())
-        transport = _Transport()
+        transport = FakeTransport()
         for data, source in received:
             reflector._datagram(transport, data, source)
         await reflector.close()

@@ -32,7 +32,7 @@ from agent.net import reflector as wire
 from agent.net import sip
 from agent.reflector import server
 from agent.reflector.limits import Limits
-from tests.fuzz.strategies import bounded
+from tests.fuzz.strategies import FakeTransport, bounded
 
 TORTURE = Path(__file__).parent / "torture"
 FIXTURES: dict[str, bytes] = {p.stem: p.read_bytes() for p in sorted(TORTURE.glob("*.sip"))}
@@ -483,24 +483,13 @@ def test_reflector_mirror(name: str) -> None:
         assert (resp.cseq.sequence, resp.cseq.method) == seen.cseq
 
 
-class _Transport:
-    def __init__(self) -> None:
-        self.sent: list[tuple[bytes, tuple]] = []
-
-    def sendto(self, data: bytes, addr: tuple) -> None:
-        self.sent.append((data, addr))
-
-    def is_closing(self) -> bool:
-        return False
-
-
 def test_reflector_udp_handler() -> None:
     """Each fixture as a datagram: an answer to its source for the mirrored ones only,
     each counted."""
 
-    async def run() -> tuple[_Transport, server.Reflector]:
+    async def run() -> tuple[FakeTransport, server.Reflector]:
         reflector = server.Reflector("127.0.0.1", (), (), Limits())
-        transport = _Transport()
+        transport = FakeTransport()
         for i, name in enumerate(NAMES):
             reflector._datagram(transport, FIXTURES[name], (f"192.0.2.{i}", 5060))
         await reflector.close()
