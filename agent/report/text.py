@@ -34,7 +34,16 @@ _PLAIN_MAX = 160  # a plain table may be wider than the plain width, up to this
 # read out but the words (rows: top, head, head row, mid, row, foot row, foot, bottom).
 PLAIN_BOX = box.Box("    \n    \n -  \n    \n    \n -  \n    \n    \n", ascii=True)
 
-__all__ = ["Console", "console", "device_title", "devices_table", "explain", "notes", "render"]
+__all__ = [
+    "Console",
+    "console",
+    "device_title",
+    "devices_table",
+    "explain",
+    "notes",
+    "pinned_note",
+    "render",
+]
 
 
 def console(file: TextIO | None = None) -> Console:
@@ -251,17 +260,23 @@ def findings(report: Report, lang: str, out: Console) -> None:
             out.print(f"   {t('finding.guide', lang, guide=f.guide)}", markup=False)
 
 
+def pinned_note(report: Report, lang: str) -> str | None:
+    """The router's SSH host key pinned on this first connection, said (trust on first
+    use is never silent); None when nothing was pinned."""
+    site = report.site_facts()
+    if site.get("router.ssh_hostkey_pinned_now") is not True:
+        return None
+    host = _clean(str(site.get("router.ssh_host", "?")))
+    fingerprint = _clean(str(site.get("router.ssh_hostkey", "?")))
+    return t("router.hostkey_pinned", lang, host=host, fingerprint=fingerprint)
+
+
 def notes(report: Report, lang: str, out: Console) -> None:
-    """What a person must be told that is no problem: the router's SSH host key pinned on
-    this first connection (trust on first use is said, never silent)."""
-    site = {f.key: f.value for f in report.facts if f.subject == "site"}
-    if site.get("router.ssh_hostkey_pinned_now") is True:
-        host = _clean(str(site.get("router.ssh_host", "?")))
-        fingerprint = _clean(str(site.get("router.ssh_hostkey", "?")))
+    """What a person must be told that is no problem (:func:`pinned_note`)."""
+    note = pinned_note(report, lang)
+    if note is not None:
         out.print()
-        out.print(
-            t("router.hostkey_pinned", lang, host=host, fingerprint=fingerprint), markup=False
-        )
+        out.print(note, markup=False)
 
 
 def render(report: Report, lang: str, out: Console, diagnosis: bool) -> None:

@@ -22,6 +22,7 @@ from agent.model import LINE_PREFIX, Device, Fact, Finding, Report
 from agent.remedies import offers, render
 from agent.remedies.base import RemedyError, subject_of
 from agent.remedies.runner import Runner
+from agent.report.text import pinned_note
 from agent.scope import ScopedNetwork
 from agent.troubleshoot.ui import UI
 
@@ -216,10 +217,9 @@ class Session:
     def _say_found(self, report: Report, device: Device | None, walk: list[Finding]) -> None:
         ui, lang = self.ui, self.lang
         ui.say(t("ts.phones_found", lang, n=len(report.devices)))
-        site = {f.key: f.value for f in report.facts if f.subject == "site"}
-        if site.get("router.ssh_hostkey_pinned_now") is True:  # trust on first use, said
-            host, key = site.get("router.ssh_host"), site.get("router.ssh_hostkey")
-            ui.say(t("router.hostkey_pinned", lang, host=host, fingerprint=key))
+        note = pinned_note(report, lang)  # trust on first use, said
+        if note is not None:
+            ui.say(note)
         if device is not None:
             ui.say(t("ts.about_phone", lang, phone=self._phone_label(device)))
         if not any(measured(f.rule) for f in walk):
